@@ -1,0 +1,309 @@
+"""The live catalog → `LiveIndex` values, plus the server as an oracle of "same definition".
+
+One job: read. Two set-based queries (managed tables, then their indexes; the SQL lives in
+`reconciler/sql/*.sql`), never a query per table. Reading runs in a READ ONLY transaction.
+`canonicalize` asks the server to print desired indexes in its own words (temp table + CREATE
+INDEX inside a transaction that is always rolled back): exact where text comparison is unsure.
+This module must not change anything that outlives its transaction.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Iterable
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .errors import DatabaseError
+from .model import IndexDef, KeyPart, LiveIndex, qualified, quote_ident
+from .normalize import canonical_options, parse_key_suffix, split_top_level
+
+
+def _sql(name: str) -> str:
+    return resources.files("reconciler").joinpath("sql", name).read_text()
+
+
+@dataclass(frozen=True)
+class Table:
+    oid: int
+    schema: str
+    name: str
+    kind: str                 # r, p, m
+    rows: int
+    bytes: int
+    parent_oid: int | None    # partition parent
+    named: bool               # named by the spec (vs. reached through a partition tree)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the catalog said, in one READ ONLY transaction."""
+
+    tables: tuple[Table, ...]
+    indexes: tuple[LiveIndex, ...]
+    server_version: int
+    building: tuple[tuple[int, int], ...] = ()   # (index oid, pid) of builds in progress
+
+    def table(self, schema: str, name: str) -> Table | None:
+        for t in self.tables:
+            if t.schema == schema and t.name == name:
+                return t
+        return None
+
+    def leaf_partitions(self, schema: str, name: str) -> list[Table]:
+        """Every leaf partition under a partitioned table, depth first, in name order."""
+        root = self.table(schema, name)
+        if root is None:
+            return []
+        out: list[Table] = []
+
+        def walk(t: Table) -> None:
+            for c in sorted((c for c in self.tables if c.parent_oid == t.oid), key=lambda c: (c.schema, c.name)):
+                if c.kind == "p":
+                    walk(c)
+                else:
+                    out.append(c)
+
+        walk(root)
+        return out
+
+    def children(self, schema: str, name: str) -> list[Table]:
+        t = self.table(schema, name)
+        return [] if t is None else sorted((c for c in self.tables if c.parent_oid == t.oid),
+                                           key=lambda c: (c.schema, c.name))
+
+
+def server_version(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SHOW server_version_num").fetchone()[0])
+
+
+def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
+               schemas: Iterable[str] = ()) -> Snapshot:
+    """Read managed tables (the given (schema, table) pairs and their partition trees, or every
+    user table when `tables` is None) and all their indexes, in one READ ONLY transaction."""
+    pairs = list(tables) if tables is not None else []
+    version = server_version(conn)
+    with _read_only(conn):
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(_sql("tables.sql"), {
+                "all": tables is None, "schemas": [p[0] for p in pairs], "tables": [p[1] for p in pairs],
+                "schema_filter": list(schemas)})
+            trows = cur.fetchall()
+            table_list = tuple(Table(r["oid"], r["nspname"], r["relname"], r["relkind"], max(r["reltuples"], 0),
+                                     r["table_bytes"] or 0, r["parent_oid"], r["named"]) for r in trows)
+            rows = read_index_rows(cur, [t.oid for t in table_list], version)
+            cur.execute("SELECT index_relid, pid FROM pg_stat_progress_create_index WHERE index_relid <> 0")
+            building = tuple((r["index_relid"], r["pid"]) for r in cur.fetchall())
+    by_name = {(t.schema, t.name): t for t in table_list}
+    built = {oid for oid, _ in building}
+    indexes = []
+    for r in rows:
+        d = index_def_from_row(r)
+        t = by_name.get((r["schema"], r["table"]))
+        indexes.append(LiveIndex(
+            definition=d, oid=r["oid"], valid=r["valid"], ready=r["ready"], constraint=r["constraint_name"],
+            constraint_type=r["constraint_type"], parent_index=r["parent_index"], partitioned=r["partitioned"],
+            table_kind=r["table_kind"], size_bytes=r["size_bytes"] or 0, table_bytes=t.bytes if t else 0,
+            table_rows=t.rows if t else 0, idx_scan=r["idx_scan"], comment=r["comment"], indexdef=r["indexdef"],
+            being_built=r["oid"] in built))
+    return Snapshot(table_list, tuple(indexes), version, building)
+
+
+def read_index_rows(cur, oids: list[int], version: int) -> list[dict]:
+    sql = _sql("indexes.sql").replace(
+        "{nulls_not_distinct}", "i.indnullsnotdistinct" if version >= 150000 else "false")
+    cur.execute(sql, {"oids": oids})
+    return cur.fetchall()
+
+
+class _read_only:
+    """A READ ONLY transaction: `plan` and `drift` must not be able to change anything."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.tx = self.conn.transaction()
+        self.tx.__enter__()
+        self.conn.execute("SET TRANSACTION READ ONLY")
+        return self
+
+    def __exit__(self, *exc):
+        return self.tx.__exit__(*exc)
+
+
+def index_def_from_row(r: dict) -> IndexDef:
+    """Build the canonical IndexDef of one catalog row.
+
+    The key list is cut out of pg_get_indexdef() using the per-key texts: what follows each key's
+    text up to the next top-level comma is its COLLATE / opclass / ordering, printed only when
+    not the default (PostgreSQL decides what "default" means, not us).
+    """
+    cols: list[str] = list(r["cols"])
+    nkey = r["nkey"]
+    indexdef: str = r["indexdef"]
+    key_list = _key_list(indexdef, r["method"])
+    elements = split_top_level(key_list) if key_list is not None else []
+    keys = []
+    for k in range(nkey):
+        text = cols[k]
+        is_col = r["indkey"][k] != 0
+        suffix = ""
+        if k < len(elements):
+            el = elements[k]
+            if el.startswith(text):
+                suffix = el[len(text):]
+            elif el.startswith("(" + text + ")"):
+                suffix = el[len(text) + 2:]
+        collation, opclass, desc, nulls_first = parse_key_suffix(suffix)
+        if is_col:
+            keys.append(KeyPart(_unquote_ident(text), False, collation, opclass, desc, nulls_first))
+        else:
+            expr = text[1:-1] if text.startswith("(") and text.endswith(")") and _wraps(text) else text
+            keys.append(KeyPart(expr, True, collation, opclass, desc, nulls_first, sql=expr))
+    include = tuple(_unquote_ident(c) for c in cols[nkey: r["natts"]])
+    tablespace = r["tablespace"]
+    if tablespace == "pg_default":
+        tablespace = None
+    pred = r["predicate"]
+    return IndexDef(schema=r["schema"], table=r["table"], keys=tuple(keys), unique=r["is_unique"],
+                    method=r["method"], include=include, where=pred, nulls_not_distinct=bool(r["nulls_not_distinct"]),
+                    options=canonical_options(r["options"] or []), tablespace=tablespace, name=r["name"],
+                    comment=r.get("comment"))
+
+
+def _wraps(text: str) -> bool:
+    depth = 0
+    quote = None
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote:
+                quote = None
+            continue
+        if c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0 and i != len(text) - 1:
+                return False
+    return True
+
+
+def _key_list(indexdef: str, method: str) -> str | None:
+    marker = f" USING {method} ("
+    pos = indexdef.find(marker)
+    if pos < 0:
+        return None
+    start = pos + len(marker) - 1
+    depth, quote = 0, None
+    for i in range(start, len(indexdef)):
+        c = indexdef[i]
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return indexdef[start + 1: i]
+    return None
+
+
+def _unquote_ident(text: str) -> str:
+    if text.startswith('"') and text.endswith('"'):
+        return text[1:-1].replace('""', '"')
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# The server as an oracle
+
+
+@dataclass(frozen=True)
+class Canonicalized:
+    """Result of asking the server: the definition in its own words, or its error."""
+
+    definition: IndexDef | None
+    error: str | None = None
+    sql: str = ""
+
+
+def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Canonicalized]:
+    """Ask PostgreSQL to print each definition in its own words.
+
+    Inside one transaction that is always rolled back: for each table a
+    ``CREATE TEMP TABLE (LIKE table)`` (same column names, types and collations), then each
+    index on it, each under its own savepoint so that one refusal (a non-IMMUTABLE function, an
+    unknown operator class) does not hide the others. Returns {position in defs: result}.
+    Raises DatabaseError when the session cannot write at all (hot standby, READ ONLY role).
+    """
+    out: dict[int, Canonicalized] = {}
+    if not defs:
+        return out
+    version = server_version(conn)
+    temp_for: dict[tuple[str, str], str] = {}
+    created: dict[int, str] = {}
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL lock_timeout = '5s'")
+            conn.execute("SET LOCAL statement_timeout = '60s'")
+            for i, d in enumerate(defs):
+                key = (d.schema, d.table)
+                try:
+                    with conn.transaction():
+                        if key not in temp_for:
+                            temp = f"rc_probe_t{len(temp_for)}"
+                            conn.execute(f"CREATE TEMP TABLE {temp} (LIKE {qualified(*key)})")
+                            temp_for[key] = temp
+                        real_sql = d.create_sql(concurrently=False, name=f"rc_probe_{i}",
+                                                table=f"pg_temp.{temp_for[key]}", with_tablespace=False)
+                        conn.execute(real_sql)
+                        created[i] = real_sql
+                except psycopg.errors.ReadOnlySqlTransaction as e:
+                    raise DatabaseError(
+                        "the server cannot canonicalize indexes in a read-only session",
+                        "plan compares by text alone on a standby") from e
+                except psycopg.Error as e:
+                    msg = (e.diag.message_primary or str(e)).strip()
+                    out[i] = Canonicalized(None, msg, d.create_sql(concurrently=False))
+            if created:
+                with conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute("SELECT c.oid FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() "
+                                "AND c.relname = ANY(%s)", ([t for t in temp_for.values()],))
+                    oids = [r["oid"] for r in cur.fetchall()]
+                    rows = read_index_rows(cur, oids, version)
+                by_name = {r["name"]: r for r in rows}
+                for i, sql in created.items():
+                    r = by_name.get(f"rc_probe_{i}")
+                    if r is None:
+                        out[i] = Canonicalized(None, "the server did not keep the probe index", sql)
+                        continue
+                    d = defs[i]
+                    got = index_def_from_row(r)
+                    out[i] = Canonicalized(replace(got, schema=d.schema, table=d.table, name=d.name,
+                                                   options=d.options, tablespace=d.tablespace, comment=d.comment),
+                                           None, sql)
+    except psycopg.errors.ReadOnlySqlTransaction as e:
+        raise DatabaseError("the server cannot canonicalize indexes in a read-only session") from e
+    except psycopg.OperationalError as e:
+        raise DatabaseError(f"lost the connection while canonicalizing: {e}") from e
+    return out
+
+
+def quote(name: str) -> str:
+    return quote_ident(name)
+
+
+_PASSWORD = re.compile(r"(password\s*=\s*)\S+|(://[^:/@]*:)[^@]*(@)", re.I)
+
+
+def scrub(text: str) -> str:
+    """Remove any password from a message or DSN before it is shown."""
+    return _PASSWORD.sub(lambda m: (m.group(1) + "***") if m.group(1) else (m.group(2) + "***" + m.group(3)), text)

@@ -1,0 +1,142 @@
+"""Desired definitions vs live indexes → `Change`s and `Drift`, in a stable order.
+
+One job: decide *what* must change. Pure: the caller passes `same(desired, live_def)`, the
+equivalence test (text rules and, where they were unsure, the server's own words), so this
+module never parses SQL nor talks to a database.
+
+Rules (what a Terraform / pg-schema-diff user expects):
+- matched by (schema, name); a changed definition is a `replace`, an INVALID one a `rebuild`;
+- a desired index whose definition equals an unlisted live index on the same table is a
+  `rename`, not drop + create;
+- constraint-backed indexes (PRIMARY KEY, UNIQUE, EXCLUDE) are never dropped or replaced;
+  partition children are implied by their parent; ignored names are invisible;
+- unlisted indexes on managed tables are dropped only under prune, and always reported as drift;
+- an index another backend is building right now is never touched;
+- leftovers of an interrupted replace (our deterministic temporary names) are dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Callable, Iterable
+
+from .model import Change, Drift, IndexDef, LiveIndex, TableFacts
+
+Same = Callable[[IndexDef, IndexDef], bool]
+Reasons = Callable[[IndexDef, IndexDef], list[str]]
+
+NAME_MAX = 63
+_LEFTOVER = re.compile(r"_rc(old|new)_[0-9a-f]{8}$")
+
+
+def temp_name(name: str, kind: str = "old") -> str:
+    """The deterministic name an index is renamed to while its replacement is built.
+
+    Derived from the index name only, so a run that was killed can be finished by the next one;
+    kept within PostgreSQL's 63-byte limit (the tail of the name makes room for the hash).
+    """
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    suffix = f"_rc{kind}_{digest}"
+    head = name.encode()[: NAME_MAX - len(suffix)].decode("utf-8", "ignore")
+    return head + suffix
+
+
+def is_leftover(name: str) -> bool:
+    return bool(_LEFTOVER.search(name))
+
+
+def leftover_of(name: str, candidates: Iterable[str]) -> str | None:
+    """The desired name a temporary name was derived from, if any."""
+    for c in candidates:
+        if temp_name(c, "old") == name or temp_name(c, "new") == name:
+            return c
+    return None
+
+
+def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, reasons: Reasons,
+                 prune: bool = False, ignored: Callable[[str], bool] = lambda n: False,
+                 table_facts: Callable[[str, str], TableFacts] = lambda s, t: TableFacts()
+                 ) -> tuple[list[Change], list[Drift]]:
+    """Compute the changes that make `live` match `desired`.
+
+    `live` must hold every index of the managed tables (the caller scopes it); `table_facts`
+    gives a table's kind, size and leaf partitions, carried on changes for the planner.
+    """
+    visible = [x for x in live if not ignored(x.name)]
+    by_name = {(x.schema, x.name): x for x in visible}
+    desired_names = {(d.schema, d.name) for d in desired}
+    changes: list[Change] = []
+    drift: list[Drift] = []
+    claimed: set[int] = set()
+    unmatched: list[IndexDef] = []
+
+    for d in desired:
+        if ignored(d.name):
+            continue
+        cur = by_name.get((d.schema, d.name))
+        if cur is None:
+            unmatched.append(d)
+            continue
+        claimed.add(cur.oid)
+        parts = table_facts(d.schema, d.table)
+        if cur.being_built:
+            drift.append(Drift("being_built", cur.schema, cur.table, cur.name,
+                               "another session is building this index right now; left alone"))
+            continue
+        if cur.constraint:
+            if (cur.table != d.table) or not same(d, cur.definition):
+                drift.append(Drift("constraint", cur.schema, cur.table, cur.name,
+                                   f"backs constraint {cur.constraint!r} and differs from the spec; "
+                                   "constraint-backed indexes are never replaced (change the constraint)"))
+            continue
+        if cur.table != d.table:
+            changes.append(Change("replace", d.schema, d.table, d.name,
+                                  (f"the name belongs to an index on table {cur.table!r}; the spec puts it on "
+                                   f"{d.table!r}",), d, cur, cur.name, parts))
+            continue
+        if cur.parent_index:
+            changes.append(Change("replace", d.schema, d.table, d.name,
+                                  (f"attached to partitioned index {cur.parent_index}; the spec wants it standalone",),
+                                  d, cur, cur.name, parts))
+            continue
+        if not same(d, cur.definition):
+            changes.append(Change("replace", d.schema, d.table, d.name,
+                                  tuple(reasons(cur.definition, d)) or ("definition differs",), d, cur, cur.name, parts))
+        elif not cur.valid or not cur.ready:
+            why = ("partitioned index is INVALID: not every partition has its index attached" if cur.partitioned
+                   else "index is INVALID (a failed or interrupted build); it is maintained but never used")
+            changes.append(Change("rebuild", d.schema, d.table, d.name, (why,), d, cur, None, parts))
+
+    # Extras: unclaimed, not constraint-backed, not partition children (implied by their parent).
+    extras = [x for x in visible if x.oid not in claimed and not x.constraint and not x.parent_index]
+    for d in unmatched:
+        parts = table_facts(d.schema, d.table)
+        match = next((x for x in extras if x.schema == d.schema and x.table == d.table and x.valid
+                      and (x.schema, x.name) not in desired_names and not x.being_built
+                      and not is_leftover(x.name) and same(d, x.definition)), None)
+        if match is not None:
+            extras.remove(match)
+            changes.append(Change("rename", d.schema, d.table, d.name, (f"same definition as {match.name!r}",),
+                                  d, match, match.name, parts))
+        else:
+            changes.append(Change("create", d.schema, d.table, d.name, ("not in the database",), d, None, None, parts))
+
+    wanted = [d.name for d in desired]
+    for x in extras:
+        if x.being_built:
+            drift.append(Drift("being_built", x.schema, x.table, x.name,
+                               "another session is building this index right now; left alone"))
+            continue
+        origin = leftover_of(x.name, wanted) if is_leftover(x.name) else None
+        if origin is not None:
+            changes.append(Change("drop", x.schema, x.table, x.name,
+                                  (f"leftover of an interrupted replace of {origin!r}",), None, x))
+            continue
+        state = "" if x.valid else " (INVALID)"
+        drift.append(Drift("extra", x.schema, x.table, x.name, f"not in the spec{state}"))
+        if prune:
+            changes.append(Change("drop", x.schema, x.table, x.name, (f"not in the spec{state}; prune is on",),
+                                  None, x, None, table_facts(x.schema, x.table)))
+    changes.sort(key=lambda c: (c.schema, c.table, c.index, c.action))
+    drift.sort(key=lambda d: (d.schema, d.table, d.index, d.kind))
+    return changes, drift

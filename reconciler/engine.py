@@ -1,0 +1,140 @@
+"""The library's front door: spec + database → comparison → plan. The CLI only calls this.
+
+One job: wire the stages together in the one order that is safe:
+  spec files → IndexDefs (every fragment checked) → catalog snapshot (READ ONLY) →
+  server canonicalization of whatever text comparison was unsure about (always rolled back) →
+  diff → plan.
+Everything that can be refused is refused here, before anything is executed.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+
+import psycopg
+
+from . import catalog
+from .catalog import Snapshot
+from .diff import diff_indexes
+from .errors import DatabaseError, ReconcilerError
+from .model import Drift, IndexDef, Plan, TableFacts
+from .normalize import differences, normalize_spec, same_definition
+from .planner import Timeouts, build_plan
+from .spec import Spec
+
+
+@dataclass
+class Comparison:
+    spec: Spec
+    desired: list[IndexDef]
+    snapshot: Snapshot
+    changes: list
+    drift: list[Drift]
+    warnings: list[str] = field(default_factory=list)
+    canonicalized: int = 0          # how many desired indexes the server had to print
+
+
+def fingerprint(snapshot: Snapshot) -> str:
+    """A digest of the managed live indexes: a saved plan is stale when this moved."""
+    items = sorted((x.schema, x.table, x.name, x.valid, x.definition.signature(), x.parent_index or "")
+                   for x in snapshot.indexes)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def check_tables(desired: list[IndexDef], spec: Spec, snapshot: Snapshot) -> None:
+    known = {(t.schema, t.name) for t in snapshot.tables}
+    for d, e in zip(desired, spec.entries):
+        if (d.schema, d.table) not in known:
+            near = difflib.get_close_matches(d.table, [t.name for t in snapshot.tables if t.schema == d.schema], n=1)
+            folded = [t.name for t in snapshot.tables if t.schema == d.schema and t.name.lower() == d.table.lower()]
+            hint = f'did you mean "{(folded or near)[0]}"?' if (folded or near) else None
+            raise ReconcilerError(f"{e.where}: index {d.name!r}: table: {d.schema}.{d.table} does not exist "
+                                  "(names are taken literally, case kept)", hint)
+
+
+def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) -> Comparison:
+    desired = normalize_spec(spec)
+    snapshot = catalog.introspect(conn, spec.tables)
+    check_tables(desired, spec, snapshot)
+    warnings: list[str] = []
+    live_by_table: dict[tuple[str, str], list] = {}
+    for x in snapshot.indexes:
+        live_by_table.setdefault((x.schema, x.table), []).append(x)
+
+    # Text first: an entry equal to some live index on its table needs no server.
+    unsure = [i for i, d in enumerate(desired)
+              if not any(same_definition(d, x.definition) for x in live_by_table.get((d.schema, d.table), ()))]
+    server_words: dict[int, IndexDef] = {}
+    loose = False
+    if unsure and use_server:
+        try:
+            results = catalog.canonicalize(conn, [desired[i] for i in unsure])
+        except DatabaseError as e:
+            warnings.append(f"{e.message}; compared by text alone (casts ignored)")
+            loose = True
+        else:
+            errors = []
+            for pos, i in enumerate(unsure):
+                r = results.get(pos)
+                if r is None:
+                    continue
+                if r.error:
+                    e = spec.entries[i]
+                    errors.append(f"{e.where}: index {desired[i].name!r}: PostgreSQL refuses it: {r.error}: {r.sql}")
+                else:
+                    server_words[i] = r.definition
+            if errors:
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                raise ReconcilerError(errors[0] + more, "run `reconciler validate` to see every problem")
+    elif unsure:
+        loose = True
+        warnings.append("compared by text alone (no server canonicalization); casts ignored")
+
+    ids = {id(d): i for i, d in enumerate(desired)}
+
+    def same(d: IndexDef, live_def: IndexDef) -> bool:
+        if same_definition(d, live_def):
+            return True
+        i = ids.get(id(d))
+        if i in server_words and same_definition(server_words[i], live_def):
+            return True
+        return loose and same_definition(d, live_def, loose=True)
+
+    def reasons(old: IndexDef, new: IndexDef) -> list[str]:
+        i = ids.get(id(new))
+        return differences(old, new, detect=server_words.get(i))
+
+    facts_cache: dict[tuple[str, str], TableFacts] = {}
+
+    def table_facts(schema: str, table: str) -> TableFacts:
+        key = (schema, table)
+        if key not in facts_cache:
+            t = snapshot.table(schema, table)
+            if t is None:
+                facts_cache[key] = TableFacts()
+            else:
+                parts = tuple((p.schema, p.name) for p in snapshot.leaf_partitions(schema, table)) if t.kind == "p" else ()
+                facts_cache[key] = TableFacts(t.kind, t.rows, t.bytes, parts)
+        return facts_cache[key]
+
+    changes, drift = diff_indexes(desired, list(snapshot.indexes), same=same, reasons=reasons, prune=spec.prune,
+                                  ignored=spec.ignored, table_facts=table_facts)
+    return Comparison(spec, desired, snapshot, changes, drift, warnings, len(server_words))
+
+
+def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Timeouts(),
+              use_server: bool = True) -> tuple[Plan, Comparison]:
+    cmp = compare(conn, spec, use_server=use_server)
+    plan = build_plan(cmp.changes, cmp.drift, timeouts=timeouts, fingerprint=fingerprint(cmp.snapshot),
+                      warnings=tuple(cmp.warnings))
+    return plan, cmp
+
+
+def with_timeouts(plan: Plan, timeouts: Timeouts) -> Plan:
+    return build_plan([pc.change for pc in plan.changes], list(plan.drift), timeouts=timeouts,
+                      fingerprint=plan.fingerprint, warnings=plan.warnings)
+
+
+__all__ = ["compare", "make_plan", "fingerprint", "Comparison", "replace"]

@@ -1,0 +1,101 @@
+"""Live indexes (or a file of CREATE INDEX statements) → a tidy spec (`reconciler import`).
+
+One job: write IndexDefs back as YAML a person would have written: shorthand columns where they
+fit, long form otherwise, defaults left out. Planning the written spec against the same
+database must show no change, so the texts are the server's own words.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import yaml
+
+from .model import IndexDef, KeyPart, LiveIndex
+
+_SHORTHAND_SAFE = re.compile(r"^[^\s()\",:#'\[\]{}&*!|>%@`]+$")
+_KEYWORD_TAIL = re.compile(r"^(asc|desc|nulls|first|last)$", re.I)
+
+
+def importable(x: LiveIndex) -> bool:
+    """Constraint-backed indexes belong to their constraint, partition children to their parent."""
+    return not x.constraint and not x.parent_index
+
+
+def key_entry(k: KeyPart, ordered: bool) -> str | dict:
+    order = "desc" if k.desc else None
+    nulls = None
+    if ordered and k.nulls_first != k.desc:
+        nulls = "first" if k.nulls_first else "last"
+    if not ordered:
+        order = None
+    if not k.is_expression and not k.opclass and not k.collation and _SHORTHAND_SAFE.match(k.expr) \
+            and not _KEYWORD_TAIL.match(k.expr):
+        text = k.expr
+        if order:
+            text += " DESC"
+        if nulls:
+            text += f" NULLS {nulls.upper()}"
+        return text
+    out: dict = {"expression": k.sql or k.expr} if k.is_expression else {"column": k.expr}
+    if order:
+        out["order"] = order
+    if nulls:
+        out["nulls"] = nulls
+    if k.opclass:
+        out["opclass"] = k.opclass
+    if k.collation:
+        out["collation"] = k.collation
+    return out
+
+
+def _option_value(v: str):
+    return int(v) if re.fullmatch(r"-?\d+", v) else v
+
+
+def entry(d: IndexDef, default_schema: str = "public", comment: str | None = None) -> dict:
+    e: dict = {"name": d.name, "table": d.table}
+    if d.schema != default_schema:
+        e["schema"] = d.schema
+    e["columns"] = [key_entry(k, d.method == "btree") for k in d.keys]
+    if d.unique:
+        e["unique"] = True
+    if d.include:
+        e["include"] = list(d.include)
+    if d.where is not None:
+        e["where"] = d.where_sql or d.where
+    if d.method != "btree":
+        e["using"] = d.method
+    if d.nulls_not_distinct:
+        e["nulls_not_distinct"] = True
+    if d.options:
+        e["with"] = {k: _option_value(v) for k, v in d.options}
+    if d.tablespace:
+        e["tablespace"] = d.tablespace
+    if comment or d.comment:
+        e["comment"] = comment or d.comment
+    return e
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _list_repr(dumper: yaml.SafeDumper, data: list):
+    flow = all(isinstance(x, str) and len(x) < 60 for x in data) and sum(len(x) for x in data) < 80
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _list_repr)
+
+
+def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = "public") -> str:
+    entries = [entry(d, default_schema) for d in defs]
+    doc = {"version": 1, "indexes": entries}
+    text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
+    return header + text
+
+
+def live_to_spec(indexes: Iterable[LiveIndex], header: str = "") -> str:
+    chosen = sorted((x.definition for x in indexes if importable(x)), key=lambda d: (d.schema, d.table, d.name))
+    return dump_spec(chosen, header)

@@ -1,0 +1,339 @@
+"""Frozen value types shared by every stage: what an index *is*, what changes, what runs.
+
+- `KeyPart`, `IndexDef`: the canonical definition of an index. Equality is semantic equality
+  and nothing else: the name, the SQL text to print and the comment are carried along but
+  never compared (``field(compare=False)``).
+- `LiveIndex`: an `IndexDef` plus the catalog facts that are not part of the definition
+  (oid, validity, owning constraint, partition links, size, usage).
+- `Change` (what must happen, with human reasons) and `Operation` (one executable statement,
+  with its timeouts), gathered into a `Plan`.
+
+No I/O and no parsing here; plain dataclasses so that a plan of 10,000 indexes stays cheap.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+ACTIONS = ("create", "drop", "replace", "rename", "rebuild")
+PLAN_FORMAT_VERSION = 1
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier the way PostgreSQL's quote_ident() does (only when needed)."""
+    if name and (name[0].isalpha() and name[0].islower() or name[0] == "_") and all(
+        c.islower() or c.isdigit() or c == "_" for c in name
+    ) and name.isascii() and name.upper() not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Keywords PostgreSQL's quote_ident() quotes (reserved and type/function-name keywords): a
+# column named like one of them must be quoted in generated DDL.
+_RESERVED = frozenset(
+    """ALL ANALYSE ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC AUTHORIZATION BETWEEN BIGINT BINARY BIT
+    BOOLEAN BOTH CASE CAST CHAR CHARACTER CHECK COALESCE COLLATE COLLATION COLUMN CONCURRENTLY
+    CONSTRAINT CREATE CROSS CURRENT_CATALOG CURRENT_DATE CURRENT_ROLE CURRENT_SCHEMA CURRENT_TIME
+    CURRENT_TIMESTAMP CURRENT_USER DEC DECIMAL DEFAULT DEFERRABLE DESC DISTINCT DO ELSE END EXCEPT
+    EXISTS EXTRACT FALSE FETCH FLOAT FOR FOREIGN FREEZE FROM FULL GRANT GREATEST GROUP GROUPING
+    HAVING ILIKE IN INITIALLY INNER INOUT INT INTEGER INTERSECT INTERVAL INTO IS ISNULL JOIN
+    JSON JSON_ARRAY JSON_ARRAYAGG JSON_EXISTS JSON_OBJECT JSON_OBJECTAGG JSON_QUERY JSON_SCALAR
+    JSON_SERIALIZE JSON_TABLE JSON_VALUE LATERAL LEADING LEAST LEFT LIKE LIMIT LOCALTIME
+    LOCALTIMESTAMP MERGE_ACTION NATIONAL NATURAL NCHAR NONE NORMALIZE NOT NOTNULL NULL NULLIF
+    NUMERIC OFFSET ON ONLY OR ORDER OUT OUTER OVERLAPS OVERLAY PLACING POSITION PRECISION PRIMARY
+    REAL REFERENCES RETURNING RIGHT ROW SELECT SESSION_USER SETOF SIMILAR SMALLINT SOME SUBSTRING
+    SYMMETRIC SYSTEM_USER TABLE TABLESAMPLE THEN TIME TIMESTAMP TO TRAILING TREAT TRIM TRUE UNION
+    UNIQUE USER USING VALUES VARCHAR VARIADIC VERBOSE WHEN WHERE WINDOW WITH XMLATTRIBUTES
+    XMLCONCAT XMLELEMENT XMLEXISTS XMLFOREST XMLNAMESPACES XMLPARSE XMLPI XMLROOT XMLSERIALIZE
+    XMLTABLE""".split()
+)
+
+
+@dataclass(frozen=True)
+class KeyPart:
+    """One key column of an index.
+
+    `expr` is the comparison form: the column's literal name when `is_expression` is false, else
+    a canonical rendering of the expression. `sql` is the text to print in DDL (the user's words
+    or the server's); it never takes part in equality. `nulls_first=None` is filled in with
+    PostgreSQL's default (`DESC` implies `NULLS FIRST`), so two spellings of one key are equal.
+    """
+
+    expr: str
+    is_expression: bool = False
+    collation: str | None = None
+    opclass: str | None = None
+    desc: bool = False
+    nulls_first: bool | None = None
+    sql: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.nulls_first is None:
+            object.__setattr__(self, "nulls_first", self.desc)
+        if not self.sql:
+            object.__setattr__(self, "sql", self.expr if self.is_expression else quote_ident(self.expr))
+
+    def ddl(self, ordered: bool = True) -> str:
+        """This key as it appears inside CREATE INDEX (...)."""
+        text = self.sql if not self.is_expression or _is_parenthesized_call(self.sql) else f"({self.sql})"
+        if self.collation:
+            text += f" COLLATE {quote_ident(self.collation)}"
+        if self.opclass:
+            text += f" {self.opclass}"
+        if ordered:
+            if self.desc:
+                text += " DESC"
+            if self.nulls_first != self.desc:
+                text += " NULLS FIRST" if self.nulls_first else " NULLS LAST"
+        return text
+
+    def describe(self) -> str:
+        return self.ddl()
+
+
+def _is_parenthesized_call(sql: str) -> bool:
+    """True when `sql` may stand bare in an index key: a function call `f(...)` or `(...)`."""
+    s = sql.strip()
+    if s.startswith("(") and _balanced_outer(s):
+        return True
+    # name(...) with the call spanning the whole text
+    i = 0
+    while i < len(s) and (s[i].isalnum() or s[i] in '_."'):
+        i += 1
+    return 0 < i < len(s) and s[i] == "(" and _balanced_outer(s[i:])
+
+
+def _balanced_outer(s: str) -> bool:
+    """True when s starts with '(' whose match is the last character (quotes respected)."""
+    depth, quote = 0, None
+    for pos, c in enumerate(s):
+        if quote:
+            if c == quote:
+                quote = None
+            continue
+        if c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return pos == len(s) - 1
+    return False
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    """The canonical definition of one index. Equality = "PostgreSQL would build the same index"."""
+
+    schema: str
+    table: str
+    keys: tuple[KeyPart, ...]
+    unique: bool = False
+    method: str = "btree"
+    include: tuple[str, ...] = ()
+    where: str | None = None
+    nulls_not_distinct: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+    tablespace: str | None = None
+    name: str = field(default="", compare=False)
+    where_sql: str | None = field(default=None, compare=False)
+    comment: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.where is not None and self.where_sql is None:
+            object.__setattr__(self, "where_sql", self.where)
+
+    @property
+    def qualified_table(self) -> str:
+        return qualified(self.schema, self.table)
+
+    @property
+    def qualified_name(self) -> str:
+        return qualified(self.schema, self.name)
+
+    def renamed(self, name: str) -> "IndexDef":
+        return replace(self, name=name)
+
+    def create_sql(self, *, concurrently: bool = True, only: bool = False, name: str | None = None,
+                   table: str | None = None, with_tablespace: bool = True) -> str:
+        """CREATE INDEX for this definition. Never IF NOT EXISTS: with CONCURRENTLY it would keep
+        an INVALID leftover as if it were the index (squawk issue 1230)."""
+        ordered = self.method == "btree"
+        parts = ["CREATE"]
+        if self.unique:
+            parts.append("UNIQUE")
+        parts.append("INDEX")
+        if concurrently:
+            parts.append("CONCURRENTLY")
+        idx_name = self.name if name is None else name
+        if idx_name:
+            parts.append(quote_ident(idx_name))
+        parts.append("ON")
+        if only:
+            parts.append("ONLY")
+        parts.append(table or self.qualified_table)
+        if self.method != "btree":
+            parts.append(f"USING {self.method}")
+        sql = " ".join(parts) + " (" + ", ".join(k.ddl(ordered) for k in self.keys) + ")"
+        if self.include:
+            sql += " INCLUDE (" + ", ".join(quote_ident(c) for c in self.include) + ")"
+        if self.nulls_not_distinct:
+            sql += " NULLS NOT DISTINCT"
+        if self.options:
+            sql += " WITH (" + ", ".join(f"{k} = {v}" for k, v in self.options) + ")"
+        if self.tablespace and with_tablespace:
+            sql += f" TABLESPACE {quote_ident(self.tablespace)}"
+        if self.where is not None:
+            sql += f" WHERE {self.where_sql}"
+        return sql
+
+    def signature(self) -> str:
+        """A short stable digest of the definition (used in fingerprints and temp names)."""
+        return hashlib.sha1(repr(_eq_tuple(self)).encode()).hexdigest()[:12]
+
+
+def _eq_tuple(d: IndexDef) -> tuple:
+    return (d.schema, d.table, tuple((k.expr, k.is_expression, k.collation, k.opclass, k.desc, k.nulls_first)
+            for k in d.keys), d.unique, d.method, d.include, d.where, d.nulls_not_distinct, d.options,
+            d.tablespace)
+
+
+@dataclass(frozen=True)
+class LiveIndex:
+    """An index as found in the catalog: its definition plus facts that are not part of it."""
+
+    definition: IndexDef
+    oid: int = 0
+    valid: bool = True
+    ready: bool = True
+    constraint: str | None = None          # name of the PRIMARY KEY / UNIQUE / EXCLUDE constraint
+    constraint_type: str | None = None     # 'p', 'u', 'x'
+    parent_index: str | None = None        # "schema.name" of the partitioned index it is attached to
+    partitioned: bool = False              # a partitioned (parent) index: relkind 'I'
+    table_kind: str = "r"                  # 'r' table, 'p' partitioned table, 'm' materialized view
+    size_bytes: int = 0
+    table_bytes: int = 0
+    table_rows: int = 0
+    idx_scan: int | None = None
+    comment: str | None = None
+    indexdef: str = ""                     # pg_get_indexdef(), for display
+    being_built: bool = False              # another backend is building it right now
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def schema(self) -> str:
+        return self.definition.schema
+
+    @property
+    def table(self) -> str:
+        return self.definition.table
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """Something a reviewer should know before approving. `code` is stable: users type it in
+    --allow-hazard. `blocking` hazards stop `apply` unless allowed."""
+
+    code: str
+    message: str
+    blocking: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "blocking": self.blocking}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One statement to run, on its own autocommit round trip, with its own timeouts."""
+
+    sql: str
+    kind: str                       # build | drop | rename | reindex | attach | analyze | comment | check
+    lock_timeout_ms: int | None = None
+    statement_timeout_ms: int | None = None
+    concurrent: bool = False
+    target: str | None = None       # index name this statement produces or touches
+    table: str | None = None        # qualified table, for progress reporting
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sql": self.sql, "kind": self.kind, "lock_timeout_ms": self.lock_timeout_ms,
+                "statement_timeout_ms": self.statement_timeout_ms, "concurrent": self.concurrent,
+                "target": self.target, "table": self.table}
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the planner needs to know about a change's table."""
+
+    kind: str = "r"                               # r, p (partitioned), m (materialized view)
+    rows: int = 0
+    bytes: int = 0
+    partitions: tuple[tuple[str, str], ...] = ()  # leaf partitions of a partitioned table
+
+
+@dataclass(frozen=True)
+class Change:
+    """What must happen to one index, and why. `desired` is None for a drop; `live` is None for
+    a create."""
+
+    action: str
+    schema: str
+    table: str
+    index: str
+    reasons: tuple[str, ...] = ()
+    desired: IndexDef | None = None
+    live: LiveIndex | None = None
+    old_name: str | None = None            # rename / replace of an index under another name
+    table_facts: TableFacts = field(default_factory=TableFacts)
+
+    @property
+    def partitions(self) -> tuple[tuple[str, str], ...]:
+        return self.table_facts.partitions
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}")
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    change: Change
+    operations: tuple[Operation, ...]
+    hazards: tuple[Hazard, ...] = ()
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A difference `drift` reports that is not a change of the plan (an extra index kept
+    because prune is off, a constraint-backed index that differs from the spec)."""
+
+    kind: str                # extra | constraint | being_built
+    schema: str
+    table: str
+    index: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[PlannedChange, ...]
+    fingerprint: str = ""
+    drift: tuple[Drift, ...] = ()
+    warnings: tuple[str, ...] = ()
+    format_version: int = PLAN_FORMAT_VERSION
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes

@@ -1,0 +1,351 @@
+"""indexes.yaml text → a validated `SpecFile`, with every error pointing at file:line and field.
+
+One job: the *shape* of the spec (YAML syntax, keys, types, names ≤ 63 bytes, duplicates).
+SQL fragments are checked by `normalize`, the database by `validate`. The pydantic models here
+are also the source of `reconciler schema` (JSON Schema for editors).
+This module must not import sqlglot or psycopg.
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SpecError
+
+NAME_MAX_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
+
+
+class ColumnSpec(BaseModel):
+    """One key column in the long form: exactly one of `column` or `expression`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str | None = Field(None, description="column name, taken literally (case kept)")
+    expression: str | None = Field(None, description="SQL expression (SQL rules: quote \"camelCase\")")
+    order: Literal["asc", "desc"] | None = None
+    nulls: Literal["first", "last"] | None = None
+    opclass: str | None = Field(None, description="operator class, e.g. text_pattern_ops, gin_trgm_ops")
+    collation: str | None = Field(None, description="collation name, e.g. C")
+
+    @field_validator("order", "nulls", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "ColumnSpec":
+        if (self.column is None) == (self.expression is None):
+            raise ValueError("give exactly one of 'column' or 'expression'")
+        for field_name in ("column", "expression"):
+            v = getattr(self, field_name)
+            if v is not None and not v.strip():
+                raise ValueError(f"'{field_name}' is empty")
+        return self
+
+
+_SHORTHAND = re.compile(r"^\s*(?P<name>.+?)(?:\s+(?P<order>ASC|DESC))?(?:\s+NULLS\s+(?P<nulls>FIRST|LAST))?\s*$",
+                        re.I | re.S)
+
+
+def parse_shorthand(text: str) -> ColumnSpec:
+    """``createdAt DESC NULLS LAST`` → ColumnSpec(column='createdAt', order='desc', nulls='last')."""
+    m = _SHORTHAND.match(text)
+    if not m or not m.group("name").strip():
+        raise ValueError(f"cannot read column {text!r}; write NAME [ASC|DESC] [NULLS FIRST|LAST]")
+    name = m.group("name").strip()
+    if name.startswith('"') and name.endswith('"') and len(name) > 1:
+        name = name[1:-1].replace('""', '"')
+    elif re.search(r"[()\s,:]", name):
+        raise ValueError(f"{text!r} is not a column name; use '- expression: {name}' for an expression")
+    return ColumnSpec(column=name, order=(m.group("order") or "").lower() or None,
+                      nulls=(m.group("nulls") or "").lower() or None)
+
+
+OptionValue = Union[bool, int, float, str]
+
+
+class IndexSpec(BaseModel):
+    """One index the spec wants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(description="index name (≤ 63 bytes), taken literally")
+    table: str = Field(description="table or materialized view, taken literally (case kept)")
+    schema_: str | None = Field(None, alias="schema", description="defaults to defaults.schema")
+    columns: list[Union[str, ColumnSpec]] = Field(min_length=1, description="key columns, in order")
+    unique: bool = False
+    include: list[str] = Field(default_factory=list, description="INCLUDE columns (covering index)")
+    where: str | None = Field(None, description="partial index predicate, SQL")
+    using: str = Field("btree", description="access method: btree|hash|gin|gist|brin|spgist")
+    nulls_not_distinct: bool = False
+    with_: dict[str, OptionValue] = Field(default_factory=dict, alias="with", description="storage options")
+    tablespace: str | None = None
+    comment: str | None = None
+
+    @field_validator("name", "table")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not v or not v.strip():
+            raise ValueError("must not be empty")
+        if len(v.encode()) > NAME_MAX_BYTES:
+            raise ValueError(f"{v!r} is {len(v.encode())} bytes; PostgreSQL names are at most "
+                             f"{NAME_MAX_BYTES} bytes (longer ones are silently truncated)")
+        return v
+
+    @field_validator("using", mode="before")
+    @classmethod
+    def _method(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip().lower()
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", v):
+                raise ValueError(f"{v!r} is not an access method name")
+        return v
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [parse_shorthand(c) if isinstance(c, str) else c for c in v]
+        return v
+
+    @field_validator("where")
+    @classmethod
+    def _where(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("empty predicate; leave 'where' out for a full index")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "IndexSpec":
+        if self.nulls_not_distinct and not self.unique:
+            raise ValueError("nulls_not_distinct needs unique: true")
+        return self
+
+    @property
+    def key_columns(self) -> list[ColumnSpec]:
+        return [c if isinstance(c, ColumnSpec) else parse_shorthand(c) for c in self.columns]
+
+
+class Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_: str = Field("public", alias="schema")
+
+
+class Manage(BaseModel):
+    """Which live indexes the spec owns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    prune: bool = Field(False, description="drop indexes on managed tables that the spec does not list")
+    ignore: list[str] = Field(default_factory=list, description="index-name globs never touched nor reported")
+
+
+class SpecFile(BaseModel):
+    """The whole of indexes.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1] = 1
+    defaults: Defaults = Field(default_factory=Defaults)
+    manage: Manage = Field(default_factory=Manage)
+    indexes: list[IndexSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An IndexSpec with where it came from and its resolved schema."""
+
+    spec: IndexSpec
+    schema: str
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Several spec files merged."""
+
+    entries: tuple[Entry, ...]
+    prune: bool
+    ignore: tuple[str, ...]
+    files: tuple[str, ...]
+
+    def ignored(self, index_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
+
+    @property
+    def tables(self) -> list[tuple[str, str]]:
+        seen: dict[tuple[str, str], None] = {}
+        for e in self.entries:
+            seen[(e.schema, e.spec.table)] = None
+        return list(seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that also remembers the line of every mapping key and sequence item."""
+
+
+def _compose_lines(node: yaml.Node, path: tuple, lines: dict, file: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for k, v in node.value:
+            key = k.value
+            if key in seen:
+                raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path + (key,))}: key {key!r} "
+                                "appears twice")
+            seen.add(key)
+            lines[path + (key,)] = k.start_mark.line + 1
+            _compose_lines(v, path + (key,), lines, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
+            _compose_lines(item, path + (i,), lines, file)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top)"
+
+
+def _line_for(path: tuple, lines: dict) -> int:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return 1
+
+
+def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dict]:
+    """Parse and validate one spec document. Returns the model and the line map."""
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{file}:{line}: YAML syntax error: {problem}") from None
+    lines: dict = {}
+    if node is None:
+        raise SpecError(f"{file}:1: the file is empty; expected 'version: 1' and 'indexes:'")
+    _compose_lines(node, (), lines, file)
+    data = yaml.load(text, Loader=_LineLoader)
+    if not isinstance(data, dict):
+        raise SpecError(f"{file}:1: expected a mapping with 'version' and 'indexes', got {type(data).__name__}")
+    try:
+        model = SpecFile.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_first_error(e, data, lines, file)) from None
+    return model, lines
+
+
+def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
+    err = e.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in (
+        "str", "ColumnSpec", "bool", "int", "float", "literal['asc','desc']"))))
+    # pydantic adds union-branch names to loc: keep only real keys and indexes
+    clean: list = []
+    node: Any = data
+    for p in loc:
+        if isinstance(node, dict) and p in node or isinstance(node, list) and isinstance(p, int) and p < len(node):
+            clean.append(p)
+            node = node[p]
+        elif isinstance(node, dict) and isinstance(p, str) and p not in node and err["type"] in (
+                "extra_forbidden", "missing"):
+            clean.append(p)
+            break
+    path = tuple(clean)
+    line = _line_for(path, lines)
+    label = _dotted(path)
+    if len(path) >= 2 and path[0] == "indexes" and isinstance(path[1], int):
+        entry = data["indexes"][path[1]]
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            label = f"index {entry['name']!r}: " + (_dotted(path[2:]) if len(path) > 2 else "entry")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key {path[-1]!r}" + _suggest_key(path)
+    elif err["type"] == "missing":
+        msg = f"required key {path[-1]!r} is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{file}:{line}: {label}: {msg}"
+
+
+_KNOWN_KEYS = {
+    "top": ["version", "defaults", "manage", "indexes"],
+    "index": list(IndexSpec.model_fields) + ["schema", "with"],
+    "column": list(ColumnSpec.model_fields),
+}
+
+
+def _suggest_key(path: tuple) -> str:
+    import difflib
+
+    key = str(path[-1])
+    pool = _KNOWN_KEYS["top"] if len(path) == 1 else _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
+    pool = [p for p in pool if not p.endswith("_")]
+    near = difflib.get_close_matches(key, pool, n=1)
+    return f" (did you mean {near[0]!r}?)" if near else f" (allowed: {', '.join(pool)})"
+
+
+def load_spec(paths: list[str | Path]) -> Spec:
+    """Read and merge spec files (a directory means every *.yaml / *.yml in it, sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(list(p.glob("*.yaml")) + list(p.glob("*.yml")))
+            if not found:
+                raise SpecError(f"{p}: no *.yaml files in this directory")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise SpecError(f"{p}: no such file")
+    entries: list[Entry] = []
+    prune: bool | None = None
+    prune_file = None
+    ignore: list[str] = []
+    for f in files:
+        try:
+            text = f.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(f"{f}: cannot read: {e}") from None
+        model, lines = load_spec_text(text, str(f))
+        if "manage" in (yaml.safe_load(text) or {}):
+            if prune is not None and prune != model.manage.prune:
+                raise SpecError(f"{f}:{lines.get(('manage',), 1)}: manage.prune is {model.manage.prune} here "
+                                f"but {prune} in {prune_file}; the merged spec needs one value")
+            prune, prune_file = model.manage.prune, f
+        ignore.extend(g for g in model.manage.ignore if g not in ignore)
+        for i, ix in enumerate(model.indexes):
+            entries.append(Entry(ix, ix.schema_ or model.defaults.schema_, str(f), lines.get(("indexes", i), 1)))
+    seen: dict[tuple[str, str], Entry] = {}
+    for e in entries:
+        key = (e.schema, e.spec.name)
+        if key in seen:
+            raise SpecError(f"{e.where}: index {e.spec.name!r}: name already used at {seen[key].where} "
+                            "(index names are unique per schema)")
+        seen[key] = e
+    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in files))
+
+
+def json_schema() -> dict:
+    """JSON Schema of indexes.yaml, for editors (yaml-language-server)."""
+    schema = SpecFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "reconciler indexes.yaml"
+    return schema

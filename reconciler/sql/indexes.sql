@@ -1,0 +1,33 @@
+-- Every index of the given tables, one row each, with what the definition needs and the
+-- catalog facts around it. Per-key texts come from pg_get_indexdef(oid, k, false): the same
+-- words as the full definition, so the key list can be cut out of it exactly.
+-- Parameters: oids oid[].
+SELECT i.indexrelid AS oid,
+       n.nspname AS schema, t.relname AS table, ic.relname AS name,
+       t.relkind AS table_kind, ic.relkind = 'I' AS partitioned,
+       am.amname AS method, i.indisunique AS is_unique, i.indisvalid AS valid, i.indisready AS ready,
+       i.indislive AS live, i.indnkeyatts AS nkey, i.indnatts AS natts, i.indkey::int2[] AS indkey,
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, false) FROM generate_series(1, i.indnatts) AS k ORDER BY k) AS cols,
+       pg_get_indexdef(i.indexrelid) AS indexdef,
+       pg_get_expr(i.indpred, i.indrelid) AS predicate,
+       {nulls_not_distinct} AS nulls_not_distinct,
+       ic.reloptions AS options,
+       ts.spcname AS tablespace,
+       con.conname AS constraint_name, con.contype AS constraint_type,
+       pn.nspname || '.' || pc.relname AS parent_index,
+       CASE WHEN ic.relkind = 'i' THEN pg_relation_size(i.indexrelid) ELSE 0 END AS size_bytes,
+       s.idx_scan,
+       obj_description(i.indexrelid, 'pg_class') AS comment
+FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_am am ON am.oid = ic.relam
+LEFT JOIN pg_tablespace ts ON ts.oid = ic.reltablespace
+LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype IN ('p', 'u', 'x') AND con.conrelid = i.indrelid
+LEFT JOIN pg_inherits inh ON inh.inhrelid = i.indexrelid
+LEFT JOIN pg_class pc ON pc.oid = inh.inhparent
+LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
+WHERE i.indrelid = ANY (%(oids)s::oid[])
+ORDER BY 2, 3, 4

@@ -1,0 +1,25 @@
+-- Managed tables: the tables the spec names (or every user table), plus the rest of their
+-- partition trees (ancestors and descendants), with their partition links.
+-- Parameters: all (bool), schemas text[], tables text[], schema_globs text[].
+WITH named AS (
+    SELECT c.oid
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'm')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname !~ '^pg_(toast|temp_)'
+      AND (%(all)s OR (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS m(s, t)))
+      AND (cardinality(%(schema_filter)s::text[]) = 0 OR n.nspname = ANY (%(schema_filter)s::text[]))
+), expanded AS (
+    SELECT oid FROM named
+    UNION SELECT pt.relid FROM named, pg_partition_tree(named.oid) pt
+    UNION SELECT pa.relid FROM named, pg_partition_ancestors(named.oid) pa
+)
+SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples::bigint AS reltuples,
+       pg_table_size(c.oid) AS table_bytes,
+       (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition) AS parent_oid,
+       c.oid IN (SELECT oid FROM named) AS named
+FROM expanded e
+JOIN pg_class c ON c.oid = e.oid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+ORDER BY 2, 3

@@ -1,0 +1,150 @@
+"""`reconciler validate`: every problem of a spec, collected instead of stopping at the first.
+
+Offline: YAML shape, names, duplicates, SQL fragments (one expression, no statement, no
+comment, no volatile function), two entries with one definition, a btree that is a prefix of
+another. With a database: tables and columns exist (with "did you mean" for case mistakes), and
+the server builds each index on a temp copy of its table (rolled back) so operator classes,
+methods, types and extensions are checked by PostgreSQL itself.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from .errors import ReconcilerError, SQLFragmentError
+from .model import IndexDef
+from .normalize import canonical_def, column_references, spec_entry_to_def
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str          # file:line
+    index: str
+    message: str
+    severity: str = "error"   # error | warning
+
+    def line(self) -> str:
+        return f"{self.where}: {self.severity}: index {self.index!r}: {self.message}"
+
+
+def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
+    problems: list[Problem] = []
+    defs: list[IndexDef | None] = []
+    for e in spec.entries:
+        try:
+            defs.append(spec_entry_to_def(e))
+        except SQLFragmentError as err:
+            prefix = f"{e.where}: index {e.spec.name!r}: "
+            msg = err.message[len(prefix):] if err.message.startswith(prefix) else err.message
+            problems.append(Problem(e.where, e.spec.name, msg + (f" ({err.hint})" if err.hint else "")))
+            defs.append(None)
+    seen: dict = {}
+    for e, d in zip(spec.entries, defs):
+        if d is None:
+            continue
+        try:
+            key = canonical_def(d, loose=True)
+        except SQLFragmentError:
+            continue
+        if key in seen:
+            other = seen[key]
+            problems.append(Problem(e.where, d.name, f"same definition as {other.spec.name!r} ({other.where})"))
+        else:
+            seen[key] = e
+    # a btree whose keys are a prefix of another's (same table, predicate) is usually redundant
+    for e, d in zip(spec.entries, defs):
+        if d is None or d.method != "btree" or d.unique:
+            continue
+        cd = canonical_def(d, loose=True)
+        for e2, d2 in zip(spec.entries, defs):
+            if d2 is None or d2 is d or d2.method != "btree" or (d2.schema, d2.table) != (d.schema, d.table):
+                continue
+            c2 = canonical_def(d2, loose=True)
+            if len(c2.keys) > len(cd.keys) and c2.keys[: len(cd.keys)] == cd.keys and c2.where == cd.where:
+                problems.append(Problem(e.where, d.name, f"its columns are a prefix of {d2.name!r} ({e2.where}); "
+                                                         "that index can serve the same queries", "warning"))
+                break
+    return problems, defs
+
+
+def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
+    from . import catalog
+
+    problems: list[Problem] = []
+    snapshot = catalog.introspect(conn, spec.tables)
+    cols = table_columns(conn, spec.tables)
+    tables = {(t.schema, t.name) for t in snapshot.tables}
+    to_probe: list[tuple[int, IndexDef]] = []
+    for i, (e, d) in enumerate(zip(spec.entries, defs)):
+        if d is None:
+            continue
+        key = (d.schema, d.table)
+        if key not in tables:
+            names = [t for (s, t) in cols.keys() if s == d.schema] + [t.name for t in snapshot.tables]
+            near = [n for n in _all_tables(conn, d.schema) if n.lower() == d.table.lower()] or \
+                difflib.get_close_matches(d.table, _all_tables(conn, d.schema), n=1)
+            hint = f' (did you mean "{near[0]}"?)' if near else ""
+            problems.append(Problem(e.where, d.name, f"table {d.schema}.{d.table} does not exist{hint}"))
+            del names
+            continue
+        known = cols.get(key, [])
+        bad = False
+        for field_name, names in (("columns", [k.expr for k in d.keys if not k.is_expression]),
+                                  ("include", list(d.include))):
+            for n in names:
+                if n not in known:
+                    problems.append(Problem(e.where, d.name, f"{field_name}: column {n!r} does not exist in "
+                                                             f"{d.table}{_did_you_mean(n, known, quoted=False)}"))
+                    bad = True
+        fragments = [("where", d.where_sql)] if d.where is not None else []
+        fragments += [("expression", k.sql) for k in d.keys if k.is_expression]
+        for field_name, text in fragments:
+            for name, quoted in column_references(text):
+                if name not in known:
+                    problems.append(Problem(e.where, d.name, f"{field_name}: column {name!r} does not exist in "
+                                                             f"{d.table}{_did_you_mean(name, known, quoted)}"))
+                    bad = True
+        if not bad:
+            to_probe.append((i, d))
+    if to_probe:
+        try:
+            results = catalog.canonicalize(conn, [d for _, d in to_probe])
+        except ReconcilerError as err:
+            problems.append(Problem("(database)", "*", f"{err.message}; server checks skipped", "warning"))
+            results = {}
+        for pos, (i, d) in enumerate(to_probe):
+            r = results.get(pos)
+            if r is not None and r.error:
+                e = spec.entries[i]
+                problems.append(Problem(e.where, d.name, f"PostgreSQL refuses it: {r.error}: {r.sql}"))
+    return problems
+
+
+def _did_you_mean(name: str, known: list[str], quoted: bool) -> str:
+    folded = [k for k in known if k.lower() == name.lower()]
+    if folded:
+        why = "" if quoted else " (unquoted names fold to lowercase in SQL)"
+        return f'; did you mean "{folded[0]}"?{why}'
+    near = difflib.get_close_matches(name, known, n=1)
+    return f'; did you mean "{near[0]}"?' if near else ""
+
+
+def table_columns(conn, tables: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    rows = conn.execute(
+        "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attnum > 0 AND NOT a.attisdropped "
+        "AND (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%s::text[], %s::text[]) AS m(s, t)) "
+        "ORDER BY a.attnum", ([s for s, _ in tables], [t for _, t in tables])).fetchall()
+    out: dict[tuple[str, str], list[str]] = {}
+    for s, t, a in rows:
+        out.setdefault((s, t), []).append(a)
+    conn.rollback()
+    return out
+
+
+def _all_tables(conn, schema: str) -> list[str]:
+    rows = conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (schema,)).fetchall()
+    conn.rollback()
+    return [r[0] for r in rows]

