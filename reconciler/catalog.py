@@ -80,7 +80,7 @@ def server_version(conn: psycopg.Connection) -> int:
 
 
 def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
-               schemas: Iterable[str] = ()) -> Snapshot:
+               schemas: Iterable[str] = (), patterns: Iterable[str] = ()) -> Snapshot:
     """Read managed tables (the given (schema, table) pairs and their partition trees, or every
     user table when `tables` is None) and all their indexes, in one READ ONLY transaction."""
     pairs = list(tables) if tables is not None else []
@@ -89,7 +89,8 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(_sql("tables.sql"), {
                 "all": tables is None, "schemas": [p[0] for p in pairs], "tables": [p[1] for p in pairs],
-                "schema_filter": list(schemas)})
+                "schema_filter": list(schemas),
+                "patterns": list(patterns)})
             trows = cur.fetchall()
             table_list = tuple(Table(r["oid"], r["nspname"], r["relname"], r["relkind"], max(r["reltuples"], 0),
                                      r["table_bytes"] or 0, r["parent_oid"], r["named"]) for r in trows)

@@ -169,6 +169,7 @@ def import_(database, schema_sql, schemas, tables, from_sql, output):
 
     from .importer import dump_spec, importable
 
+    managed = None
     if from_sql:
         defs = _defs_from_sql(from_sql)
     else:
@@ -178,11 +179,12 @@ def import_(database, schema_sql, schemas, tables, from_sql, output):
             snap = catalog.introspect(conn, None, schemas)
         defs = sorted((x.definition for x in snap.indexes if importable(x)),
                       key=lambda d: (d.schema, d.table, d.name))
+        managed = sorted({f"{s}.{g}" for s in (schemas or {t.schema for t in snap.tables}) for g in (tables or ["*"])})
     if schemas:
         defs = [d for d in defs if d.schema in schemas]
     if tables:
         defs = [d for d in defs if any(fnmatch.fnmatchcase(d.table, g) for g in tables)]
-    text = dump_spec(defs)
+    text = dump_spec(defs, managed=managed)
     if output:
         Path(output).write_text(text)
         _echo_err(f"Wrote {len(defs)} index(es) to {output}.")

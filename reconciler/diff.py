@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from typing import Callable, Iterable
 
 from .model import Change, Drift, IndexDef, LiveIndex, TableFacts
@@ -121,8 +122,23 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
         else:
             changes.append(Change("create", d.schema, d.table, d.name, ("not in the database",), d, None, None, parts))
 
+    # An unlisted index on a partition that a new or incomplete partitioned index will adopt
+    # (the executor attaches an equivalent index instead of building one) is not an extra.
+    adopting = [c.desired for c in changes if c.action in ("create", "rebuild", "replace")
+                and c.table_facts.kind == "p" and c.desired is not None]
+
+    def adopted(x: LiveIndex) -> bool:
+        for d in adopting:
+            parts = table_facts(d.schema, d.table).partitions
+            if (x.schema, x.table) in parts and x.valid and same(replace(d, schema=x.schema, table=x.table), x.definition):
+                return True
+        return False
+
     wanted = [d.name for d in desired]
     for x in extras:
+        if adopting and adopted(x):
+            drift.append(Drift("extra", x.schema, x.table, x.name, "will be attached to its partitioned index"))
+            continue
         if x.being_built:
             drift.append(Drift("being_built", x.schema, x.table, x.name,
                                "another session is building this index right now; left alone"))

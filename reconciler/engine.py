@@ -56,7 +56,9 @@ def check_tables(desired: list[IndexDef], spec: Spec, snapshot: Snapshot) -> Non
 
 def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) -> Comparison:
     desired = normalize_spec(spec)
-    snapshot = catalog.introspect(conn, spec.tables)
+    from .spec import glob_to_regex
+
+    snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs])
     check_tables(desired, spec, snapshot)
     warnings: list[str] = []
     live_by_table: dict[tuple[str, str], list] = {}

@@ -89,9 +89,14 @@ def _list_repr(dumper: yaml.SafeDumper, data: list):
 _Dumper.add_representer(list, _list_repr)
 
 
-def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = "public") -> str:
+def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = "public",
+              managed: list[str] | None = None) -> str:
     entries = [entry(d, default_schema) for d in defs]
-    doc = {"version": 1, "indexes": entries}
+    doc: dict = {"version": 1}
+    if managed:
+        # the tables the import looked at, so that prune also covers tables left with no index
+        doc["manage"] = {"tables": managed}
+    doc["indexes"] = entries
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
     return header + text
 

@@ -50,6 +50,12 @@ def plan_change(c: Change, t: Timeouts = Timeouts()) -> PlannedChange:
         aside = temp_name(c.index, "old")
         if old.schema == c.schema:
             ops.append(_rename(c.schema, old.name, aside, c, t))
+        if old.partitioned:
+            # The new partition indexes take the names PostgreSQL chooses; the old ones must not
+            # hold those names meanwhile (they go away with their parent at the end).
+            ops.append(Operation(f"-- rename the partition indexes of {qualified(c.schema, aside)} aside",
+                                 "rename_children", t.lock_ms, t.statement_ms, False, aside,
+                                 qualified(c.schema, c.table)))
         ops += _build_ops(c.desired, c, t)
         if old.parent_index:
             pass  # an attached partition index goes away with its parent (dropped under prune)

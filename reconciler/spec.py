@@ -143,6 +143,8 @@ class Manage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     prune: bool = Field(False, description="drop indexes on managed tables that the spec does not list")
     ignore: list[str] = Field(default_factory=list, description="index-name globs never touched nor reported")
+    tables: list[str] = Field(default_factory=list, description="more managed tables, as 'schema.table' globs "
+                              "(e.g. 'public.*'): managed even when no entry names them, so prune can empty them")
 
 
 class SpecFile(BaseModel):
@@ -177,6 +179,7 @@ class Spec:
     prune: bool
     ignore: tuple[str, ...]
     files: tuple[str, ...]
+    table_globs: tuple[str, ...] = ()
 
     def ignored(self, index_name: str) -> bool:
         return any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
@@ -319,6 +322,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
     prune: bool | None = None
     prune_file = None
     ignore: list[str] = []
+    globs: list[str] = []
     for f in files:
         try:
             text = f.read_text()
@@ -331,6 +335,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
                                 f"but {prune} in {prune_file}; the merged spec needs one value")
             prune, prune_file = model.manage.prune, f
         ignore.extend(g for g in model.manage.ignore if g not in ignore)
+        globs.extend(g for g in model.manage.tables if g not in globs)
         for i, ix in enumerate(model.indexes):
             entries.append(Entry(ix, ix.schema_ or model.defaults.schema_, str(f), lines.get(("indexes", i), 1)))
     seen: dict[tuple[str, str], Entry] = {}
@@ -340,7 +345,16 @@ def load_spec(paths: list[str | Path]) -> Spec:
             raise SpecError(f"{e.where}: index {e.spec.name!r}: name already used at {seen[key].where} "
                             "(index names are unique per schema)")
         seen[key] = e
-    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in files))
+    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in files), tuple(globs))
+
+
+def glob_to_regex(glob: str) -> str:
+    """A 'schema.table' glob as a PostgreSQL regular expression over 'schema.table'
+    (a glob without a dot means the table in any schema)."""
+    if "." not in glob:
+        glob = "*." + glob
+    out = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+    return "^" + out + "$"
 
 
 def json_schema() -> dict:

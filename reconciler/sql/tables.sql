@@ -1,6 +1,7 @@
 -- Managed tables: the tables the spec names (or every user table), plus the rest of their
 -- partition trees (ancestors and descendants), with their partition links.
--- Parameters: all (bool), schemas text[], tables text[], schema_globs text[].
+-- Parameters: all (bool), schemas text[], tables text[], patterns text[] (regexes over
+-- 'schema.table'), schema_filter text[].
 WITH named AS (
     SELECT c.oid
     FROM pg_class c
@@ -8,7 +9,8 @@ WITH named AS (
     WHERE c.relkind IN ('r', 'p', 'm')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_(toast|temp_)'
-      AND (%(all)s OR (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS m(s, t)))
+      AND (%(all)s OR (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS m(s, t))
+           OR (n.nspname || '.' || c.relname) ~ ANY (%(patterns)s::text[]))
       AND (cardinality(%(schema_filter)s::text[]) = 0 OR n.nspname = ANY (%(schema_filter)s::text[]))
 ), expanded AS (
     SELECT oid FROM named

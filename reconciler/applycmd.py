@@ -1,0 +1,231 @@
+"""`reconciler apply`: plan (or load a saved plan), approve, lock, execute, verify convergence.
+
+One job: the safe order of the apply workflow. Everything is checked before the first
+statement: the spec, every definition (by the server, on a rolled-back temp table), blocking
+hazards, a stale saved plan, a transaction-pooling proxy, another apply running.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+
+from . import catalog
+from .connection import connect, resolve_dsn
+from .engine import fingerprint, make_plan
+from .errors import ApplyError, ReconcilerError, StalePlanError
+from .executor import Executor
+from .model import IndexDef, Plan, PlannedChange
+from .normalize import same_definition
+from .planner import Timeouts, build_plan
+from .render import plan_from_file, render_text, summary_line
+from .spec import load_spec
+
+
+def find_on_partition(conn: psycopg.Connection) -> Callable:
+    def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, bool]]:
+        snap = catalog.introspect(conn, [(schema, table)])
+        target = replace(desired, schema=schema, table=table, name="")
+        live = [x for x in snap.indexes if x.schema == schema and x.table == table and not x.constraint]
+        out = []
+        unsure = [x for x in live if not same_definition(target, replace(x.definition, name=""))]
+        server = None
+        if unsure:
+            res = catalog.canonicalize(conn, [target]).get(0)
+            server = res.definition if res and res.definition else None
+        for x in live:
+            if same_definition(target, x.definition) or (server is not None and same_definition(server, x.definition)):
+                out.append((x.name, x.valid, bool(x.parent_index)))
+        return out
+
+    return find
+
+
+def verifier(conn: psycopg.Connection) -> Callable[[PlannedChange], str | None]:
+    def verify(pc: PlannedChange) -> str | None:
+        c = pc.change
+        snap = catalog.introspect(conn, [(c.schema, c.table)])
+        by_name = {(x.schema, x.name): x for x in snap.indexes}
+        if c.action == "drop":
+            return "index still exists" if (c.schema, c.index) in by_name else None
+        x = by_name.get((c.schema, c.index))
+        if x is None:
+            return "index does not exist"
+        if not x.valid:
+            return "index is not VALID"
+        d = c.desired
+        if not same_definition(d, x.definition):
+            res = catalog.canonicalize(conn, [d]).get(0)
+            if res is None or res.definition is None or not same_definition(res.definition, x.definition):
+                return f"definition differs from the spec: {x.indexdef}"
+        return None
+
+    return verify
+
+
+class _Printer:
+    def __init__(self, fmt: str, echo: Callable, tty: bool):
+        self.fmt, self.echo, self.tty = fmt, echo, tty
+        self.last_progress = 0.0
+
+    def __call__(self, e: dict) -> None:
+        if self.fmt == "json":
+            self.echo(json.dumps(e, default=str))
+            return
+        kind = e["event"]
+        if kind == "progress":
+            now = time.monotonic()
+            frac = e.get("fraction")
+            bar = ""
+            if frac is not None:
+                filled = int(frac * 30)
+                bar = "[" + "#" * filled + "." * (30 - filled) + f"] {frac * 100:5.1f}%"
+            eta = f" ETA {e['eta_s']:.0f}s" if e.get("eta_s") is not None else ""
+            wait = f" waiting for pid {e['waiting_for_pid']}" if e.get("waiting_for_pid") else ""
+            line = f"  {e['index']}: {e['phase']} {bar}{eta}{wait}"
+            if self.tty:
+                sys.stdout.write("\r" + line[:150].ljust(150))
+                sys.stdout.flush()
+            elif now - self.last_progress >= 10:
+                self.last_progress = now
+                self.echo(line)
+            return
+        if self.tty and kind != "statement":
+            sys.stdout.write("\r" + " " * 150 + "\r")
+        if kind == "change_start":
+            self.echo(f"{e['action']} {e['schema']}.{e['index']} on {e['table']}")
+        elif kind == "statement":
+            self.echo(f"  sql: {e['sql']};" + (f"  (try {e['attempt']})" if e["attempt"] > 1 else ""))
+        elif kind == "retry":
+            self.echo(f"  retry in {e['sleep_s']}s: {e['error']}")
+        elif kind == "waiting":
+            self.echo(f"  waiting: {e['detail']}")
+            for s in e.get("sessions", []):
+                self.echo(f"    pid {s['pid']} ({s['state']}, {s['age_s']}s): {s['query']}")
+        elif kind == "cleanup":
+            self.echo(f"  cleanup: {e['detail']} ({e['index']})")
+        elif kind == "skip":
+            self.echo(f"  skip: {e['detail']}")
+        elif kind == "change_done":
+            self.echo(f"  done in {e['seconds']:.2f}s" + (f", {e['size_bytes']:,} bytes" if e.get("size_bytes") else ""))
+        elif kind == "change_failed":
+            self.echo(f"  FAILED: {e['error']}")
+        elif kind == "info":
+            self.echo(e["detail"])
+
+
+def _stale_check(conn, plan_path: str, timeouts: Timeouts):
+    text = Path(plan_path).read_text() if Path(plan_path).exists() else None
+    if text is None:
+        raise StalePlanError(f"{plan_path}: no such plan file")
+    changes, sqls, fp = plan_from_file(text, plan_path)
+    doc = json.loads(text)
+    spec = load_spec(doc.get("spec_files") or [])
+    fresh, cmp = make_plan(conn, spec, timeouts=timeouts)
+    if fresh.fingerprint != fp:
+        was = {(pc.change.action, pc.change.index) for pc in build_plan(changes).changes}
+        now = {(pc.change.action, pc.change.index) for pc in fresh.changes}
+        moved = sorted(was ^ now)
+        detail = ", ".join(f"{a} {i}" for a, i in moved[:5]) or "the live definitions changed"
+        raise StalePlanError(f"plan is stale: the managed indexes changed since {plan_path} was made ({detail})",
+                             "run `reconciler plan --out` again")
+    rebuilt = build_plan(changes, timeouts=timeouts)
+    by_key = {(c.action, c.schema, c.index): s for c, s in zip(changes, sqls)}
+    for pc in build_plan(changes).changes:
+        c = pc.change
+        if [op.sql for op in pc.operations] != by_key.get((c.action, c.schema, c.index)):
+            raise StalePlanError(f"{plan_path}: the SQL recorded for {c.action} {c.index} does not match what its "
+                                 "change produces; refusing a plan file that was edited")
+    return rebuilt, spec
+
+
+def run_apply(*, files: list[str], database: str | None, plan_file: str | None, auto_approve: bool, dry_run: bool,
+              timeouts: Timeouts, retries: int, allowed: set[str], fmt: str, wait_for_lock: int,
+              confirm: Callable[[str], bool], echo: Callable, color: bool) -> bool:
+    dsn = resolve_dsn(database)
+    spec = load_spec(files) if files else None
+    printer = _Printer(fmt, echo, color and fmt == "text")
+    conn = connect(dsn, autocommit=True)
+    ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn),
+                  find_on_partition=find_on_partition(conn))
+    locked = False
+    try:
+        ex.check_session()
+        if not dry_run:
+            ex.acquire_lock(wait_for_lock)
+            locked = True
+        if plan_file:
+            plan, spec = _stale_check(conn, plan_file, timeouts)
+        else:
+            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer)
+        blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
+        if fmt == "text":
+            echo(render_text(plan, color).rstrip())
+        if plan.empty:
+            return True
+        if blocking:
+            raise ApplyError(f"the plan has blocking hazards: {', '.join(blocking)}",
+                             " ".join(f"--allow-hazard {b}" for b in blocking) + " to go ahead")
+        if dry_run:
+            printer({"event": "info", "detail": "dry run: nothing executed"})
+            return True
+        if not auto_approve and not confirm("Apply these changes?"):
+            raise ApplyError("not approved; nothing changed")
+        try:
+            ex.execute(plan)
+        except KeyboardInterrupt:
+            _summary(ex, plan, printer, interrupted=True)
+            return False
+        except ApplyError as e:
+            _summary(ex, plan, printer)
+            raise e
+        _summary(ex, plan, printer)
+        # Convergence: a second plan must be empty.
+        again, _ = make_plan(conn, spec, timeouts=timeouts)
+        if not again.empty:
+            printer({"event": "info", "detail": "after apply the database still differs: " + summary_line(again)})
+            return False
+        return True
+    finally:
+        if locked:
+            ex.release_lock()
+        conn.close()
+
+
+def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer) -> Plan:
+    """Plan; while another backend is still building one of our indexes (say, the build of an
+    apply that was killed), wait for it instead of touching it, then plan again."""
+    deadline = time.monotonic() + (timeouts.build_ms / 1000 if timeouts.build_ms else 3600)
+    reported = False
+    while True:
+        plan, _ = make_plan(conn, spec, timeouts=timeouts)
+        busy = [d for d in plan.drift if d.kind == "being_built"]
+        if not busy or time.monotonic() > deadline:
+            return plan
+        if not reported:
+            printer({"event": "info", "detail": "waiting for builds another session is running: "
+                                                + ", ".join(d.index for d in busy)})
+            reported = True
+        time.sleep(1.0)
+
+
+def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False) -> None:
+    done = {id(o.change) for o in ex.outcomes if o.ok}
+    lines = []
+    for o in ex.outcomes:
+        c = o.change.change
+        state = "done" if o.ok else "FAILED"
+        lines.append(f"  {state:<7}{c.action} {c.index} ({o.seconds:.2f}s"
+                     + (f", {o.size_bytes:,} bytes)" if o.size_bytes else ")"))
+    for pc in plan.changes:
+        if id(pc) not in done and not any(o.change is pc for o in ex.outcomes):
+            lines.append(f"  not run {pc.change.action} {pc.change.index}")
+    head = "Interrupted. " if interrupted else ""
+    ok = sum(1 for o in ex.outcomes if o.ok)
+    printer({"event": "info", "detail": f"{head}Summary: {ok} of {len(plan.changes)} change(s) done.\n"
+                                        + "\n".join(lines)})

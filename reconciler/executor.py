@@ -1,0 +1,392 @@
+"""Runs a `Plan` on a live database without blocking it; reports through callbacks.
+
+One job: execute. Every statement runs alone in autocommit (CONCURRENTLY cannot run inside a
+transaction block), preceded by its own `SET lock_timeout` / `SET statement_timeout`; every
+statement sent is recorded (`Executor.sent`) so tests can assert order and timeouts.
+
+- Lock timeouts (SQLSTATE 55P03) are retried with jittered exponential backoff (pgroll
+  `pkg/db/db.go`); each retry first removes what the failed try left (an INVALID index).
+- Before a concurrent build, old transactions that the build would wait for are reported
+  (pid, age, query) and waited out, bounded by the build timeout, instead of failing blindly
+  (polar PR 14583: a short lock_timeout also kills a CIC waiting for old snapshots).
+- Partitioned tables resume per partition: an equivalent index already on a partition is
+  attached instead of built again.
+- After each change its post-condition is verified (exists, VALID, same definition).
+What must happen is decided by diff/planner; this module never decides to drop anything.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import psycopg
+
+from .errors import ApplyError
+from .model import IndexDef, Operation, Plan, PlannedChange, qualified, quote_ident
+
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
+ADVISORY_KEY = 0x7265636F6E63  # "reconc": one apply per database at a time
+
+Event = dict
+Emit = Callable[[Event], None]
+
+
+@dataclass
+class Outcome:
+    change: PlannedChange
+    ok: bool
+    seconds: float
+    size_bytes: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Executor:
+    """Carries out a plan on one autocommit connection (`conn`); `monitor_dsn` opens a second
+    connection to poll build progress."""
+
+    conn: psycopg.Connection
+    emit: Emit = lambda e: None
+    retries: int = 5
+    monitor_dsn: str | None = None
+    verify: Callable[[PlannedChange], str | None] | None = None   # returns a problem or None
+    find_on_partition: Callable[[str, str, IndexDef], list[tuple[str, bool, bool]]] | None = None
+    progress_interval: float = 1.0
+    sent: list[str] = field(default_factory=list)
+    backoff_base: float = 0.2
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def run_sql(self, sql: str, params=None):
+        self.sent.append(sql)
+        return self.conn.execute(sql, params, prepare=False)
+
+    def _set_timeouts(self, op: Operation) -> None:
+        self.run_sql(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms'")
+        self.run_sql(f"SET statement_timeout = '{op.statement_timeout_ms or 0}ms'")
+
+    def backend_pid(self) -> int:
+        return self.conn.info.backend_pid
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def execute(self, plan: Plan) -> list[Outcome]:
+        for pc in plan.changes:
+            c = pc.change
+            started = time.monotonic()
+            self.emit({"event": "change_start", "action": c.action, "schema": c.schema, "table": c.table,
+                       "index": c.index})
+            try:
+                for op in pc.operations:
+                    self._operation(op, pc)
+                problem = self.verify(pc) if self.verify else None
+                if problem:
+                    raise ApplyError(f"{c.action} {c.index}: post-condition failed: {problem}")
+            except ApplyError as e:
+                self.outcomes.append(Outcome(pc, False, time.monotonic() - started, error=e.message))
+                self.emit({"event": "change_failed", "index": c.index, "error": e.message})
+                raise
+            size = self._size(c.schema, c.index) if c.action != "drop" else 0
+            self.outcomes.append(Outcome(pc, True, time.monotonic() - started, size))
+            self.emit({"event": "change_done", "action": c.action, "index": c.index,
+                       "seconds": round(time.monotonic() - started, 3), "size_bytes": size})
+        return self.outcomes
+
+    def _size(self, schema: str, name: str) -> int:
+        row = self.conn.execute("SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON "
+                                "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                                (schema, name)).fetchone()
+        return row[0] if row else 0
+
+    def _operation(self, op: Operation, pc: PlannedChange) -> None:
+        kind = op.kind
+        if kind == "attach":
+            return  # carried out together with its build_partition step
+        if kind == "check_unique":
+            self._set_timeouts(op)
+            rows = self._with_retries(op, lambda: self.run_sql(op.sql).fetchall())
+            if rows:
+                sample = "; ".join("(" + ", ".join(repr(v) for v in r[:-1]) + f") ×{r[-1]}" for r in rows)
+                raise ApplyError(f"cannot build UNIQUE index {op.target}: duplicate keys exist, e.g. {sample}",
+                                 "remove the duplicates (or make the index non-unique), then apply again")
+            return
+        if kind == "build_partition":
+            self._partition(op, pc)
+            return
+        if kind == "rename":
+            self._rename(op, pc)
+            return
+        if kind == "rename_children":
+            self._rename_children(op, pc)
+            return
+        if kind in ("build", "reindex"):
+            self._wait_for_old_transactions(op)
+        self._set_timeouts(op)
+        cleanup = None
+        if kind == "build":
+            cleanup = lambda: self._drop_invalid(pc.change.schema, op.target)
+        elif kind == "reindex":
+            cleanup = lambda: self._drop_ccnew(pc.change.schema, op.target)
+        self._with_retries(op, lambda: self._run_with_progress(op), cleanup)
+
+    def _with_retries(self, op: Operation, fn: Callable, cleanup: Callable | None = None):
+        attempt = 0
+        while True:
+            try:
+                self.emit({"event": "statement", "sql": op.sql, "attempt": attempt + 1})
+                return fn()
+            except psycopg.Error as e:
+                code = e.sqlstate
+                msg = (e.diag.message_primary or str(e)).strip()
+                retryable = code in (LOCK_NOT_AVAILABLE,) or (code == QUERY_CANCELED and "lock" in msg.lower())
+                if cleanup is not None:
+                    try:
+                        cleanup()
+                    except psycopg.Error:
+                        pass
+                if not retryable or attempt >= self.retries:
+                    hint = None
+                    if retryable:
+                        hint = "another session held a conflicting lock for every try; raise --retries/--lock-timeout"
+                    raise ApplyError(f"{op.sql}: {msg} (SQLSTATE {code})", hint) from None
+                delay = min(30.0, self.backoff_base * (2 ** attempt)) * (0.5 + random.random())
+                attempt += 1
+                self.emit({"event": "retry", "sql": op.sql, "attempt": attempt + 1, "error": msg,
+                           "sleep_s": round(delay, 2)})
+                time.sleep(delay)
+                self._set_timeouts(op)
+
+    def _run_with_progress(self, op: Operation):
+        if not op.concurrent or not self.monitor_dsn:
+            return self.run_sql(op.sql)
+        stop = threading.Event()
+        pid = self.backend_pid()
+        t = threading.Thread(target=self._poll_progress, args=(pid, op, stop), daemon=True)
+        t.start()
+        try:
+            return self.run_sql(op.sql)
+        finally:
+            stop.set()
+            t.join(timeout=5)
+
+    def _poll_progress(self, pid: int, op: Operation, stop: threading.Event) -> None:
+        try:
+            with psycopg.connect(self.monitor_dsn, autocommit=True, application_name="reconciler-monitor") as mon:
+                started = time.monotonic()
+                while not stop.wait(self.progress_interval):
+                    row = mon.execute(
+                        "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total, lockers_done, "
+                        "lockers_total, current_locker_pid FROM pg_stat_progress_create_index WHERE pid = %s",
+                        (pid,)).fetchone()
+                    if row is None:
+                        continue
+                    phase, bd, bt, td, tt, ld, lt, locker = row
+                    frac = (bd / bt) if bt else (td / tt) if tt else None
+                    eta = None
+                    elapsed = time.monotonic() - started
+                    if frac and frac > 0.01:
+                        eta = round(elapsed * (1 - frac) / frac, 1)
+                    self.emit({"event": "progress", "index": op.target, "phase": phase, "blocks_done": bd,
+                               "blocks_total": bt, "tuples_done": td, "tuples_total": tt, "lockers_done": ld,
+                               "lockers_total": lt, "waiting_for_pid": locker or None,
+                               "fraction": round(frac, 4) if frac is not None else None, "eta_s": eta,
+                               "elapsed_s": round(elapsed, 1)})
+        except psycopg.Error:
+            return
+
+    # -- specific steps ---------------------------------------------------------------------
+
+    def _index_state(self, schema: str, name: str) -> tuple[bool, bool] | None:
+        """(valid, being built by someone) of an index, or None if absent."""
+        row = self.conn.execute(
+            "SELECT i.indisvalid, EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid "
+            "AND p.pid <> pg_backend_pid()) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_index i ON i.indexrelid = c.oid WHERE n.nspname = %s AND c.relname = %s", (schema, name)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _drop_invalid(self, schema: str, name: str | None) -> None:
+        """Remove the INVALID index a failed or cancelled build left under `name`."""
+        if not name:
+            return
+        state = self._index_state(schema, name)
+        if state and not state[0] and not state[1]:
+            self.run_sql("SET lock_timeout = '0'")
+            self.run_sql("SET statement_timeout = '0'")
+            self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
+            self.emit({"event": "cleanup", "index": name, "detail": "dropped the INVALID leftover of a failed build"})
+
+    def _drop_ccnew(self, schema: str, name: str | None) -> None:
+        """REINDEX CONCURRENTLY leaves `<name>_ccnew` (INVALID) behind when it fails."""
+        rows = self.conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON "
+            "i.indexrelid = c.oid WHERE n.nspname = %s AND c.relname ~ ('^' || %s || '_ccnew[0-9]*$') "
+            "AND NOT i.indisvalid", (schema, name)).fetchall()
+        for (leftover,) in rows:
+            self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, leftover)}")
+
+    def _rename(self, op: Operation, pc: PlannedChange) -> None:
+        c = pc.change
+        # resumable: the rename may have happened in a run that was killed right after it
+        old = c.old_name if c.action == "rename" else c.index
+        new = op.target
+        if c.action == "replace":
+            old = c.live.name
+        schema = c.schema
+        if self._index_state(schema, new) is not None and self._index_state(schema, old) is None:
+            self.emit({"event": "skip", "sql": op.sql, "detail": "already renamed"})
+            return
+        self._set_timeouts(op)
+        self._with_retries(op, lambda: self.run_sql(op.sql))
+
+    def _rename_children(self, op: Operation, pc: PlannedChange) -> None:
+        from .diff import temp_name
+
+        rows = self.conn.execute(
+            "SELECT cn.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_namespace cn ON cn.oid = c.relnamespace JOIN pg_class p ON p.oid = i.inhparent "
+            "JOIN pg_namespace pn ON pn.oid = p.relnamespace WHERE pn.nspname = %s AND p.relname = %s",
+            (pc.change.schema, op.target)).fetchall()
+        for schema, name in rows:
+            if "_rcold_" in name:
+                continue
+            rename = Operation(f"ALTER INDEX {qualified(schema, name)} RENAME TO {quote_ident(temp_name(name, 'old'))}",
+                               "rename", op.lock_timeout_ms, op.statement_timeout_ms, False, name, op.table)
+            self._set_timeouts(rename)
+            self._with_retries(rename, lambda: self.run_sql(rename.sql))
+
+    def _wait_for_old_transactions(self, op: Operation) -> None:
+        """A concurrent build waits for every transaction older than itself. Report those that
+        would hold it up (long-running or idle in transaction) and wait them out, within the
+        build timeout, so the short lock timeout does not kill the build in that wait."""
+        limit_ms = op.lock_timeout_ms or 0
+        deadline = time.monotonic() + (op.statement_timeout_ms / 1000 if op.statement_timeout_ms else 3600 * 24)
+        reported = False
+        while True:
+            rows = self.conn.execute(
+                "SELECT pid, now() - xact_start AS age, state, left(query, 120) FROM pg_stat_activity "
+                "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND datname = current_database() AND now() - xact_start > make_interval(secs => %s) "
+                "ORDER BY xact_start", (max(limit_ms, 1000) / 1000.0,)).fetchall()
+            if not rows:
+                return
+            if not reported:
+                self.emit({"event": "waiting", "index": op.target, "detail": "old transactions would hold up the "
+                           "build; waiting for them to end", "sessions": [
+                               {"pid": p, "age_s": round(a.total_seconds(), 1), "state": s, "query": q}
+                               for p, a, s, q in rows]})
+                reported = True
+            if time.monotonic() > deadline:
+                pids = ", ".join(f"{p} ({s}, {a.total_seconds():.0f}s)" for p, a, s, q in rows)
+                raise ApplyError(f"{op.target}: old transactions did not end within the build timeout: {pids}",
+                                 "end or wait for those sessions (pg_terminate_backend) and apply again")
+            time.sleep(1.0)
+
+    def _partition(self, op: Operation, pc: PlannedChange) -> None:
+        """Make sure one partition has the index and it is attached to the parent."""
+        d = pc.change.desired
+        schema, table = _split_qualified(op.table)
+        existing = self.find_on_partition(schema, table, d) if self.find_on_partition else []
+        chosen = next((name for name, valid, attached in existing if valid and attached), None)
+        if chosen:
+            self.emit({"event": "skip", "index": chosen, "detail": f"{table}: already attached"})
+            return
+        chosen = next((name for name, valid, attached in existing if valid and not attached), None)
+        for name, valid, attached in existing:
+            if not valid and not attached:
+                self._drop_invalid(schema, name)
+        if chosen is None:
+            self._wait_for_old_transactions(op)
+            self._set_timeouts(op)
+            before = {n for n, _, _ in existing}
+            self._with_retries(op, lambda: self._run_with_progress(op),
+                               lambda: self._drop_new_invalid(schema, table, d, before))
+            found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
+            chosen = next((name for name, valid, attached in found if valid and not attached), None)
+            if chosen is None:
+                raise ApplyError(f"built an index on {op.table} but cannot find it to attach")
+        attach = Operation(f"ALTER INDEX {qualified(d.schema, d.name)} ATTACH PARTITION {qualified(schema, chosen)}",
+                           "attach", op.lock_timeout_ms, 60000, False, d.name, op.table)
+        self._set_timeouts(attach)
+        self._with_retries(attach, lambda: self.run_sql(attach.sql))
+
+    def _drop_new_invalid(self, schema: str, table: str, d: IndexDef, before: set[str]) -> None:
+        found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
+        for name, valid, attached in found:
+            if not valid and name not in before:
+                self._drop_invalid(schema, name)
+
+    # -- advisory lock and session checks ----------------------------------------------------
+
+    def acquire_lock(self, wait_ms: int = 0, poll_s: float = 1.0) -> None:
+        """One apply per database: a session-level advisory lock taken with pg_try_advisory_lock
+        and polled (a blocking pg_advisory_lock can deadlock with a CIC: atlas `driver.go`)."""
+        deadline = time.monotonic() + wait_ms / 1000
+        reported = False
+        while True:
+            got = self.run_sql("SELECT pg_try_advisory_lock(%s)" % ADVISORY_KEY).fetchone()[0]
+            if got:
+                return
+            holder = self.conn.execute(
+                "SELECT a.pid, a.application_name, a.client_addr::text, now() - a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s", (ADVISORY_KEY,)).fetchone()
+            who = (f"pid {holder[0]} ({holder[1] or 'no application_name'}, from {holder[2] or 'local socket'}, "
+                   f"connected {holder[3].total_seconds():.0f}s ago)") if holder else "another session"
+            if time.monotonic() >= deadline:
+                raise ApplyError(f"another apply is running on this database: {who}",
+                                 "wait for it, or pass --wait-for-lock 10min")
+            if not reported:
+                self.emit({"event": "waiting", "detail": f"another apply holds the lock: {who}"})
+                reported = True
+            time.sleep(poll_s)
+
+    def release_lock(self) -> None:
+        try:
+            self.run_sql("SELECT pg_advisory_unlock(%s)" % ADVISORY_KEY)
+        except psycopg.Error:
+            pass
+
+    def check_session(self) -> None:
+        """Refuse a transaction-pooling proxy: CONCURRENTLY and session locks need one backend."""
+        pid1 = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        self.conn.execute("SET reconciler.session_probe = 'on'")
+        pid2, probe = self.conn.execute(
+            "SELECT pg_backend_pid(), current_setting('reconciler.session_probe', true)").fetchone()
+        if pid1 != pid2 or probe != "on":
+            raise ApplyError("the connection goes through a transaction-pooling proxy (each statement may reach "
+                             "another server session); CONCURRENTLY and session locks cannot work through it",
+                             "connect to PostgreSQL directly or through a session-pooling port")
+        try:
+            # PostgreSQL 14+: notice a vanished client during a long build and cancel it
+            self.conn.execute("SET client_connection_check_interval = '5s'")
+        except psycopg.Error:
+            pass
+
+
+def _split_qualified(text: str) -> tuple[str, str]:
+    parts, cur, quoted, i = [], "", False, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            if quoted and i + 1 < len(text) and text[i + 1] == '"':
+                cur += '"'
+                i += 2
+                continue
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    parts.append(cur)
+    return (parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0])
+
+
+__all__ = ["Executor", "Outcome", "ApplyError", "quote_ident"]
