@@ -65,9 +65,17 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) ->
     for x in snapshot.indexes:
         live_by_table.setdefault((x.schema, x.table), []).append(x)
 
-    # Text first: an entry equal to some live index on its table needs no server.
-    unsure = [i for i, d in enumerate(desired)
-              if not any(same_definition(d, x.definition) for x in live_by_table.get((d.schema, d.table), ()))]
+    # Text first: an entry equal to some live index on its table needs no server. The index
+    # of the same name is tried first: after an import it is equal as written, without parsing.
+    by_name = {(x.schema, x.name): x for x in snapshot.indexes}
+
+    def settled(d: IndexDef) -> bool:
+        x = by_name.get((d.schema, d.name))
+        if x is not None and x.table == d.table and x.definition == d:
+            return True
+        return any(same_definition(d, x.definition) for x in live_by_table.get((d.schema, d.table), ()))
+
+    unsure = [i for i, d in enumerate(desired) if not settled(d)]
     server_words: dict[int, IndexDef] = {}
     loose = False
     if unsure and use_server:

@@ -83,7 +83,13 @@ class Executor:
                        "index": c.index})
             try:
                 for op in pc.operations:
-                    self._operation(op, pc)
+                    try:
+                        self._operation(op, pc)
+                    except KeyboardInterrupt:
+                        # psycopg has cancelled the statement; a cancelled CIC leaves an INVALID index
+                        self._after_interrupt(op, pc)
+                        self.outcomes.append(Outcome(pc, False, time.monotonic() - started, error="interrupted"))
+                        raise
                 problem = self.verify(pc) if self.verify else None
                 if problem:
                     raise ApplyError(f"{c.action} {c.index}: post-condition failed: {problem}")
@@ -96,6 +102,20 @@ class Executor:
             self.emit({"event": "change_done", "action": c.action, "index": c.index,
                        "seconds": round(time.monotonic() - started, 3), "size_bytes": size})
         return self.outcomes
+
+    def _after_interrupt(self, op: Operation, pc: PlannedChange) -> None:
+        try:
+            if self.conn.info.transaction_status != 0:  # not idle: the cancel left us mid-statement
+                self.conn.cancel_safe() if hasattr(self.conn, "cancel_safe") else self.conn.cancel()
+            if op.kind == "build":
+                self._drop_invalid(pc.change.schema, op.target)
+                self.emit({"event": "cleanup", "index": op.target, "detail": "interrupted: removed the INVALID "
+                                                                            "leftover of the cancelled build"})
+            elif op.kind == "reindex":
+                self._drop_ccnew(pc.change.schema, op.target)
+        except (psycopg.Error, KeyboardInterrupt):
+            self.emit({"event": "info", "detail": "interrupted: could not clean up; the next plan shows what "
+                                                  "remains and the next apply finishes it"})
 
     def _size(self, schema: str, name: str) -> int:
         row = self.conn.execute("SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON "
