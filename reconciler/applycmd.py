@@ -7,6 +7,7 @@ hazards, a stale saved plan, a transaction-pooling proxy, another apply running.
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from dataclasses import replace
@@ -119,14 +120,14 @@ class _Printer:
             self.echo(e["detail"])
 
 
-def _stale_check(conn, plan_path: str, timeouts: Timeouts):
+def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, printer=lambda e: None):
     text = Path(plan_path).read_text() if Path(plan_path).exists() else None
     if text is None:
         raise StalePlanError(f"{plan_path}: no such plan file")
     changes, sqls, fp = plan_from_file(text, plan_path)
     doc = json.loads(text)
     spec = load_spec(doc.get("spec_files") or [])
-    fresh, cmp = make_plan(conn, spec, timeouts=timeouts)
+    fresh, cmp = _bounded(conn, timeouts, retries, printer, lambda: make_plan(conn, spec, timeouts=timeouts))
     if fresh.fingerprint != fp:
         was = {(pc.change.action, pc.change.index) for pc in build_plan(changes).changes}
         now = {(pc.change.action, pc.change.index) for pc in fresh.changes}
@@ -160,9 +161,9 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
             ex.acquire_lock(wait_for_lock)
             locked = True
         if plan_file:
-            plan, spec = _stale_check(conn, plan_file, timeouts)
+            plan, spec = _stale_check(conn, plan_file, timeouts, retries, printer)
         else:
-            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer)
+            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries)
         blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
         if fmt == "text":
             echo(render_text(plan, color).rstrip())
@@ -197,13 +198,37 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         conn.close()
 
 
-def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer) -> Plan:
+def _bounded(conn, timeouts: Timeouts, retries: int, printer, fn: Callable):
+    """Run a catalog read (planning) under the lock timeout, retried like a statement.
+
+    Planning takes ACCESS SHARE on the managed tables (table sizes, the probe temp table); with
+    no lock_timeout a session holding ACCESS EXCLUSIVE (a migration, a VACUUM FULL) would make
+    apply hang for as long as it holds it."""
+    conn.execute(f"SET lock_timeout = '{timeouts.lock_ms or 0}ms'")
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except psycopg.errors.LockNotAvailable as e:
+            msg = (e.diag.message_primary or str(e)).strip()
+            if attempt >= retries:
+                raise ApplyError(f"cannot read the catalog of the managed tables: {msg} (SQLSTATE 55P03); another "
+                                 "session holds a conflicting lock on one of them; nothing changed",
+                                 "retry later, or raise --retries/--lock-timeout") from None
+            delay = min(30.0, 0.2 * (2 ** attempt)) * (0.5 + random.random())
+            attempt += 1
+            printer({"event": "retry", "sql": "(planning)", "attempt": attempt + 1, "error": msg,
+                     "sleep_s": round(delay, 2)})
+            time.sleep(delay)
+
+
+def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: int = 0) -> Plan:
     """Plan; while another backend is still building one of our indexes (say, the build of an
     apply that was killed), wait for it instead of touching it, then plan again."""
     deadline = time.monotonic() + (timeouts.build_ms / 1000 if timeouts.build_ms else 3600)
     reported = False
     while True:
-        plan, _ = make_plan(conn, spec, timeouts=timeouts)
+        plan, _ = _bounded(conn, timeouts, retries, printer, lambda: make_plan(conn, spec, timeouts=timeouts))
         busy = [d for d in plan.drift if d.kind == "being_built"]
         if not busy or time.monotonic() > deadline:
             return plan

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from .errors import DatabaseError
-from .model import IndexDef, KeyPart, LiveIndex, qualified, quote_ident
+from .model import IndexDef, KeyPart, LiveIndex, qualified
 from .normalize import canonical_options, parse_key_suffix, split_top_level
 
 
@@ -68,11 +68,6 @@ class Snapshot:
 
         walk(root)
         return out
-
-    def children(self, schema: str, name: str) -> list[Table]:
-        t = self.table(schema, name)
-        return [] if t is None else sorted((c for c in self.tables if c.parent_oid == t.oid),
-                                           key=lambda c: (c.schema, c.name))
 
 
 def server_version(conn: psycopg.Connection) -> int:
@@ -296,10 +291,6 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
     except psycopg.OperationalError as e:
         raise DatabaseError(f"lost the connection while canonicalizing: {e}") from e
     return out
-
-
-def quote(name: str) -> str:
-    return quote_ident(name)
 
 
 _PASSWORD = re.compile(r"(password\s*=\s*)\S+|(://[^:/@]*:)[^@]*(@)", re.I)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -141,10 +141,3 @@ def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Time
                       warnings=tuple(cmp.warnings))
     return plan, cmp
 
-
-def with_timeouts(plan: Plan, timeouts: Timeouts) -> Plan:
-    return build_plan([pc.change for pc in plan.changes], list(plan.drift), timeouts=timeouts,
-                      fingerprint=plan.fingerprint, warnings=plan.warnings)
-
-
-__all__ = ["compare", "make_plan", "fingerprint", "Comparison", "replace"]

@@ -21,7 +21,6 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Callable, Iterable
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError

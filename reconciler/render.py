@@ -11,8 +11,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from .errors import StalePlanError
-from .model import (Change, Drift, Hazard, IndexDef, KeyPart, LiveIndex, Operation, Plan, PlannedChange,
-                    TableFacts, PLAN_FORMAT_VERSION)
+from .model import (Change, IndexDef, KeyPart, LiveIndex, Plan, PlannedChange, TableFacts,
+                    PLAN_FORMAT_VERSION)
 
 SYMBOL = {"create": "+", "drop": "-", "replace": "~", "rename": ">", "rebuild": "!"}
 VERB = {"create": "create", "drop": "drop", "replace": "replace", "rename": "rename", "rebuild": "rebuild"}
@@ -230,6 +230,3 @@ def plan_from_file(text: str, source: str = "plan file") -> tuple[list[Change], 
         raise StalePlanError(f"{source}: damaged plan file ({type(e).__name__}: {e})") from None
     return changes, sqls, doc.get("fingerprint", "")
 
-
-__all__ = ["render_text", "render_markdown", "render_sql", "render_json", "render_drift", "plan_to_file",
-           "plan_from_file", "Hazard", "Operation", "Drift"]

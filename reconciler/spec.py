@@ -240,6 +240,11 @@ def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dic
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context, context_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and context_mark is not None and ("end of stream" in problem or "<stream end>" in problem):
+            # The end of the file is rarely where the mistake is: point at what was left open.
+            line = context_mark.line + 1
+            problem += f" ({context} that starts on this line)"
         raise SpecError(f"{file}:{line}: YAML syntax error: {problem}") from None
     lines: dict = {}
     if node is None:
@@ -255,8 +260,51 @@ def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dic
     return model, lines
 
 
+_TYPE_WORDS = {"bool_type": "a boolean", "int_type": "an integer", "float_type": "a number",
+               "string_type": "a string", "list_type": "a list", "dict_type": "a mapping"}
+
+
+def _value_at(data: Any, loc: tuple) -> tuple[bool, Any]:
+    node = data
+    for p in loc:
+        if isinstance(node, dict) and p in node or isinstance(node, list) and isinstance(p, int) and p < len(node):
+            node = node[p]
+        else:
+            return False, None
+    return True, node
+
+
+def _pick_error(errors: list) -> tuple[dict, str | None]:
+    """The error to report, and a message replacing pydantic's when it reported one error per
+    branch of a union (`columns: [str | ColumnSpec]`, `with: {name: bool|int|float|str}`): the
+    first branch's complaint ("Input should be a valid string" for a mapping) is misleading."""
+    first = errors[0]
+    branch = next((i for i, p in enumerate(first["loc"]) if isinstance(p, str) and (
+        p.startswith("function-") or p in ("str", "ColumnSpec", "bool", "int", "float"))), None)
+    if branch is None:
+        return first, None
+    at = first["loc"][:branch]
+    same_place = [x for x in errors if x["loc"][:branch] == at]
+    column_spec = [x for x in same_place if len(x["loc"]) > branch and "ColumnSpec" in str(x["loc"][branch])]
+    if column_spec:
+        found, value = _value_at(first.get("input") and {} or {}, ())  # placeholder, replaced below
+        del found, value
+        inputs = [x.get("input") for x in same_place]
+        if isinstance(inputs[0], dict):
+            return column_spec[0], None   # meant as the long form: report what is wrong in it
+        if not isinstance(inputs[0], str):
+            return first, (f"expected a column name or a mapping with 'column' or 'expression', "
+                           f"got {type(inputs[0]).__name__}")
+        return first, None
+    kinds = [_TYPE_WORDS[x["type"]] for x in same_place if x["type"] in _TYPE_WORDS]
+    if len(kinds) > 1 and len(kinds) == len(same_place):
+        got = type(first.get("input")).__name__
+        return first, f"expected {', '.join(kinds[:-1])} or {kinds[-1]}, got {got}"
+    return first, None
+
+
 def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
-    err = e.errors()[0]
+    err, override = _pick_error(e.errors())
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in (
         "str", "ColumnSpec", "bool", "int", "float", "literal['asc','desc']"))))
     # pydantic adds union-branch names to loc: keep only real keys and indexes
@@ -277,7 +325,7 @@ def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
         entry = data["indexes"][path[1]]
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             label = f"index {entry['name']!r}: " + (_dotted(path[2:]) if len(path) > 2 else "entry")
-    msg = err["msg"]
+    msg = override or err["msg"]
     if err["type"] == "extra_forbidden":
         msg = f"unknown key {path[-1]!r}" + _suggest_key(path)
     elif err["type"] == "missing":

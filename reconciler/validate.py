@@ -81,12 +81,11 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
             continue
         key = (d.schema, d.table)
         if key not in tables:
-            names = [t for (s, t) in cols.keys() if s == d.schema] + [t.name for t in snapshot.tables]
-            near = [n for n in _all_tables(conn, d.schema) if n.lower() == d.table.lower()] or \
-                difflib.get_close_matches(d.table, _all_tables(conn, d.schema), n=1)
+            candidates = _all_tables(conn, d.schema)
+            near = [n for n in candidates if n.lower() == d.table.lower()] or \
+                difflib.get_close_matches(d.table, candidates, n=1)
             hint = f' (did you mean "{near[0]}"?)' if near else ""
             problems.append(Problem(e.where, d.name, f"table {d.schema}.{d.table} does not exist{hint}"))
-            del names
             continue
         known = cols.get(key, [])
         bad = False
