@@ -39,9 +39,12 @@ _VOLATILE_NODES = {
     exp.CurrentTime: "CURRENT_TIME",
     exp.Rand: "random()",
 }
-for _name in ("CurrentUser", "CurrentSchema", "Localtime", "Localtimestamp", "CurrentTimestampLTZ"):
+for _name, _label in (("CurrentUser", "CURRENT_USER"), ("CurrentSchema", "CURRENT_SCHEMA"),
+                      ("SessionUser", "SESSION_USER"), ("Localtime", "LOCALTIME"),
+                      ("Localtimestamp", "LOCALTIMESTAMP"), ("CurrentTimestampLTZ", "CURRENT_TIMESTAMP"),
+                      ("Uuid", "gen_random_uuid()")):  # sqlglot reads gen_random_uuid() as Uuid
     if hasattr(exp, _name):
-        _VOLATILE_NODES[getattr(exp, _name)] = _name.upper()
+        _VOLATILE_NODES[getattr(exp, _name)] = _label
 _VOLATILE_FUNCTIONS = frozenset(
     """now clock_timestamp statement_timestamp transaction_timestamp timeofday random
     random_normal setseed gen_random_uuid uuid_generate_v1 uuid_generate_v4 uuidv4 uuidv7 nextval
@@ -103,7 +106,8 @@ def volatile_functions(text: str, what: str = "expression") -> list[str]:
         if label is None and isinstance(node, exp.Anonymous) and str(node.this).lower() in _VOLATILE_FUNCTIONS:
             label = f"{str(node.this).lower()}()"
         if label is None and isinstance(node, exp.Column) and not node.table and \
-                not node.this.quoted and node.name.lower() in ("current_date", "localtimestamp", "localtime"):
+                not node.this.quoted and node.name.lower() in ("current_date", "localtimestamp", "localtime",
+                                                               "current_role", "current_catalog"):
             label = node.name.upper()
         if label and label not in found:
             found.append(label)
@@ -186,11 +190,15 @@ def unqualify_columns(tree: exp.Expression) -> exp.Expression:
 
 
 def not_is_null(tree: exp.Expression) -> exp.Expression:
-    """``NOT (x IS NULL)`` → ``x IS NOT NULL``: one NullTest either way in PostgreSQL."""
+    """``NOT (x IS NULL)`` → ``x IS NOT NULL``. PostgreSQL keeps the NOT as written, but for a
+    scalar x both select the same rows, so the index is the same (for a composite x they differ;
+    composite values in a partial-index predicate are not worth a false "changed")."""
 
     def rule(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Not) and isinstance(node.this, exp.Is) and isinstance(node.this.expression, exp.Null):
-            return exp.Not(this=node.this)  # sqlglot already spells IS NOT NULL as Not(Is(...))
+            # sqlglot reads `x IS NOT NULL` as Is(negate=True): NOT flips the negation
+            inner = node.this
+            return exp.Is(this=inner.this, expression=inner.expression, negate=not inner.args.get("negate"))
         return node
 
     return tree.transform(rule, copy=False)

@@ -40,6 +40,13 @@ def _title(c: Change) -> str:
     return f"{c.schema}.{c.index} on {c.table}"
 
 
+def _not_changed(plan: Plan) -> list:
+    """The drift this plan leaves alone: an extra that the plan drops (prune) is a change."""
+    return [d for d in plan.drift if d.kind != "extra" or not any(
+        pc.change.action == "drop" and pc.change.index == d.index and pc.change.schema == d.schema
+        for pc in plan.changes)]
+
+
 def render_text(plan: Plan, color: bool = False) -> str:
     def paint(code: str, s: str) -> str:
         return f"\033[{code}m{s}\033[0m" if color else s
@@ -58,9 +65,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
             tag = "hazard (blocking)" if h.blocking else "hazard"
             out.append(paint("33" if not h.blocking else "31", f"    {tag} {h.code}: {h.message}"))
         out.append("")
-    extras = [d for d in plan.drift if d.kind != "extra" or not any(
-        pc.change.action == "drop" and pc.change.index == d.index and pc.change.schema == d.schema
-        for pc in plan.changes)]
+    extras = _not_changed(plan)
     if extras:
         out.append("Not changed by this plan:")
         for d in extras:
@@ -73,7 +78,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
 def render_markdown(plan: Plan) -> str:
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", ""]
     for w in plan.warnings:
-        out.append(f"> :warning: {w}")
+        out += [f"> :warning: {w}", ""]  # the blank line ends the quote: a table after it stays a table
     if plan.changes:
         out += ["| | action | index | table | reasons |", "|---|---|---|---|---|"]
         for pc in plan.changes:
@@ -91,7 +96,8 @@ def render_markdown(plan: Plan) -> str:
         out.append("<details><summary>SQL</summary>\n\n```sql")
         out.append(render_sql(plan).rstrip())
         out.append("```\n</details>")
-    drift = [d for d in plan.drift if d.kind != "extra"] + [d for d in plan.drift if d.kind == "extra"]
+    kept = _not_changed(plan)
+    drift = [d for d in kept if d.kind != "extra"] + [d for d in kept if d.kind == "extra"]
     if drift:
         out += ["", "Not changed by this plan:", ""]
         out += [f"- `{d.schema}.{d.index}` on `{d.table}`: {d.message}" for d in drift]

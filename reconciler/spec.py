@@ -241,10 +241,13 @@ def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dic
         line = mark.line + 1 if mark else 1
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         context, context_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
-        if context and context_mark is not None and ("end of stream" in problem or "<stream end>" in problem):
-            # The end of the file is rarely where the mistake is: point at what was left open.
-            line = context_mark.line + 1
-            problem += f" ({context} that starts on this line)"
+        if context and context_mark is not None and context_mark.line + 1 != line:
+            if "end of stream" in problem or "<stream end>" in problem:
+                # The end of the file is rarely where the mistake is: point at what was left open.
+                line = context_mark.line + 1
+                problem += f" ({context} that starts on this line)"
+            else:
+                problem += f" ({context} that starts on line {context_mark.line + 1})"
         raise SpecError(f"{file}:{line}: YAML syntax error: {problem}") from None
     lines: dict = {}
     if node is None:
@@ -264,21 +267,16 @@ _TYPE_WORDS = {"bool_type": "a boolean", "int_type": "an integer", "float_type":
                "string_type": "a string", "list_type": "a list", "dict_type": "a mapping"}
 
 
-def _value_at(data: Any, loc: tuple) -> tuple[bool, Any]:
-    node = data
-    for p in loc:
-        if isinstance(node, dict) and p in node or isinstance(node, list) and isinstance(p, int) and p < len(node):
-            node = node[p]
-        else:
-            return False, None
-    return True, node
-
-
 def _pick_error(errors: list) -> tuple[dict, str | None]:
     """The error to report, and a message replacing pydantic's when it reported one error per
     branch of a union (`columns: [str | ColumnSpec]`, `with: {name: bool|int|float|str}`): the
     first branch's complaint ("Input should be a valid string" for a mapping) is misleading."""
     first = errors[0]
+    if first["type"] == "missing":
+        # `tabel: t` is reported both as unknown and as `table` missing: the typo is the news
+        typo = next((x for x in errors if x["type"] == "extra_forbidden" and x["loc"][:-1] == first["loc"][:-1]), None)
+        if typo is not None:
+            return typo, None
     branch = next((i for i, p in enumerate(first["loc"]) if isinstance(p, str) and (
         p.startswith("function-") or p in ("str", "ColumnSpec", "bool", "int", "float"))), None)
     if branch is None:
@@ -287,14 +285,12 @@ def _pick_error(errors: list) -> tuple[dict, str | None]:
     same_place = [x for x in errors if x["loc"][:branch] == at]
     column_spec = [x for x in same_place if len(x["loc"]) > branch and "ColumnSpec" in str(x["loc"][branch])]
     if column_spec:
-        found, value = _value_at(first.get("input") and {} or {}, ())  # placeholder, replaced below
-        del found, value
-        inputs = [x.get("input") for x in same_place]
-        if isinstance(inputs[0], dict):
+        value = first.get("input")
+        if isinstance(value, dict):
             return column_spec[0], None   # meant as the long form: report what is wrong in it
-        if not isinstance(inputs[0], str):
+        if not isinstance(value, str):
             return first, (f"expected a column name or a mapping with 'column' or 'expression', "
-                           f"got {type(inputs[0]).__name__}")
+                           f"got {type(value).__name__}")
         return first, None
     kinds = [_TYPE_WORDS[x["type"]] for x in same_place if x["type"] in _TYPE_WORDS]
     if len(kinds) > 1 and len(kinds) == len(same_place):
@@ -371,16 +367,21 @@ def load_spec(paths: list[str | Path]) -> Spec:
     prune_file = None
     ignore: list[str] = []
     globs: list[str] = []
+    loaded: dict[Path, Path] = {}
     for f in files:
+        if f.resolve() in loaded:  # `-f . -f indexes.yaml`: one file, read once
+            continue
+        loaded[f.resolve()] = f
         try:
             text = f.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise SpecError(f"{f}: cannot read: {e}") from None
         model, lines = load_spec_text(text, str(f))
-        if "manage" in (yaml.safe_load(text) or {}):
+        if "prune" in model.manage.model_fields_set:  # a file that does not say keeps the others' value
             if prune is not None and prune != model.manage.prune:
-                raise SpecError(f"{f}:{lines.get(('manage',), 1)}: manage.prune is {model.manage.prune} here "
-                                f"but {prune} in {prune_file}; the merged spec needs one value")
+                raise SpecError(f"{f}:{lines.get(('manage', 'prune'), 1)}: manage.prune is "
+                                f"{str(model.manage.prune).lower()} here but {str(prune).lower()} in "
+                                f"{prune_file}; the merged spec needs one value")
             prune, prune_file = model.manage.prune, f
         ignore.extend(g for g in model.manage.ignore if g not in ignore)
         globs.extend(g for g in model.manage.tables if g not in globs)
@@ -393,7 +394,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
             raise SpecError(f"{e.where}: index {e.spec.name!r}: name already used at {seen[key].where} "
                             "(index names are unique per schema)")
         seen[key] = e
-    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in files), tuple(globs))
+    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs))
 
 
 def glob_to_regex(glob: str) -> str:

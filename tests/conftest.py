@@ -126,3 +126,8 @@ def pytest_terminal_summary(terminalreporter):
                                       f"ready in {server.startup_seconds:.1f}s")
             else:
                 terminalreporter.line(f"UNAVAILABLE: {server}")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite tests/goldens/* from the current output instead of comparing")
