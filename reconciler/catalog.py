@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from .errors import DatabaseError
-from .model import IndexDef, KeyPart, LiveIndex, qualified
+from .model import IndexDef, KeyPart, LiveIndex, Partition, qualified
 from .normalize import canonical_options, parse_key_suffix, split_top_level
 
 
@@ -52,19 +52,22 @@ class Snapshot:
                 return t
         return None
 
-    def leaf_partitions(self, schema: str, name: str) -> list[Table]:
-        """Every leaf partition under a partitioned table, depth first, in name order."""
+    def partition_tree(self, schema: str, name: str) -> list[Partition]:
+        """Every table below a partitioned table, parents before their children, in name order."""
         root = self.table(schema, name)
         if root is None:
             return []
-        out: list[Table] = []
+        kids: dict[int, list[Table]] = {}
+        for t in self.tables:
+            if t.parent_oid is not None:
+                kids.setdefault(t.parent_oid, []).append(t)
+        out: list[Partition] = []
 
         def walk(t: Table) -> None:
-            for c in sorted((c for c in self.tables if c.parent_oid == t.oid), key=lambda c: (c.schema, c.name)):
+            for c in sorted(kids.get(t.oid, ()), key=lambda c: (c.schema, c.name)):
+                out.append(Partition(c.schema, c.name, t.schema, t.name, c.kind != "p"))
                 if c.kind == "p":
                     walk(c)
-                else:
-                    out.append(c)
 
         walk(root)
         return out

@@ -61,7 +61,7 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
     """Compute the changes that make `live` match `desired`.
 
     `live` must hold every index of the managed tables (the caller scopes it); `table_facts`
-    gives a table's kind, size and leaf partitions, carried on changes for the planner.
+    gives a table's kind, size and partition tree, carried on changes for the planner.
     """
     visible = [x for x in live if not ignored(x.name)]
     by_name = {(x.schema, x.name): x for x in visible}
@@ -130,7 +130,7 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
     def adopted(x: LiveIndex) -> bool:
         for d in adopting:
             parts = table_facts(d.schema, d.table).partitions
-            if (x.schema, x.table) in parts and x.valid and same(replace(d, schema=x.schema, table=x.table), x.definition):
+            if any((p.schema, p.table) == (x.schema, x.table) for p in parts) and x.valid and same(replace(d, schema=x.schema, table=x.table), x.definition):
                 return True
         return False
 

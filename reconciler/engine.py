@@ -125,7 +125,7 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) ->
             if t is None:
                 facts_cache[key] = TableFacts()
             else:
-                parts = tuple((p.schema, p.name) for p in snapshot.leaf_partitions(schema, table)) if t.kind == "p" else ()
+                parts = tuple(snapshot.partition_tree(schema, table)) if t.kind == "p" else ()
                 facts_cache[key] = TableFacts(t.kind, t.rows, t.bytes, parts)
         return facts_cache[key]
 

@@ -266,11 +266,31 @@ class Operation:
     concurrent: bool = False
     target: str | None = None       # index name this statement produces or touches
     table: str | None = None        # qualified table, for progress reporting
+    parent: str | None = None       # partition steps: the qualified parent table
 
     def to_dict(self) -> dict[str, Any]:
         return {"sql": self.sql, "kind": self.kind, "lock_timeout_ms": self.lock_timeout_ms,
                 "statement_timeout_ms": self.statement_timeout_ms, "concurrent": self.concurrent,
-                "target": self.target, "table": self.table}
+                "target": self.target, "table": self.table, "parent": self.parent}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One table under a partitioned table: `leaf` holds rows, otherwise it is partitioned too."""
+
+    schema: str
+    table: str
+    parent_schema: str
+    parent_table: str
+    leaf: bool = True
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.table)
+
+    @property
+    def parent_qualified(self) -> str:
+        return qualified(self.parent_schema, self.parent_table)
 
 
 @dataclass(frozen=True)
@@ -280,7 +300,7 @@ class TableFacts:
     kind: str = "r"                               # r, p (partitioned), m (materialized view)
     rows: int = 0
     bytes: int = 0
-    partitions: tuple[tuple[str, str], ...] = ()  # leaf partitions of a partitioned table
+    partitions: tuple[Partition, ...] = ()        # every table below a partitioned one, parents first
 
 
 @dataclass(frozen=True)
@@ -299,7 +319,7 @@ class Change:
     table_facts: TableFacts = field(default_factory=TableFacts)
 
     @property
-    def partitions(self) -> tuple[tuple[str, str], ...]:
+    def partitions(self) -> tuple[Partition, ...]:
         return self.table_facts.partitions
 
     def __post_init__(self) -> None:

@@ -53,9 +53,8 @@ def plan_change(c: Change, t: Timeouts = Timeouts()) -> PlannedChange:
         if old.partitioned:
             # The new partition indexes take the names PostgreSQL chooses; the old ones must not
             # hold those names meanwhile (they go away with their parent at the end).
-            ops.append(Operation(f"-- rename the partition indexes of {qualified(c.schema, aside)} aside",
-                                 "rename_children", t.lock_ms, t.statement_ms, False, aside,
-                                 qualified(c.schema, c.table)))
+            ops.append(Operation(rename_children_sql(c.schema, aside), "rename_children", t.lock_ms,
+                                 t.statement_ms, False, aside, qualified(c.schema, c.table)))
         ops += _build_ops(c.desired, c, t)
         if old.parent_index:
             pass  # an attached partition index goes away with its parent (dropped under prune)
@@ -92,18 +91,37 @@ def _build_ops(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
 
 
 def _partition_ops(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
-    """One build + attach per leaf partition. The child index is left unnamed so PostgreSQL names
-    it as it would for CREATE INDEX on the parent; the executor finds an existing equivalent
-    index on the partition (a resumed run) and attaches it instead of building again."""
+    """For each table below the parent, parents first: its index (CONCURRENTLY on a leaf,
+    ON ONLY on a sub-partitioned table), then ATTACH to the index on its parent. Indexes below
+    the top are left unnamed so PostgreSQL names them as it would for CREATE INDEX on the parent;
+    the executor finds an equivalent index already there (a resumed run) and attaches it instead."""
     ops = []
-    for schema, table in c.partitions:
-        target = qualified(schema, table)
-        ops.append(Operation(d.create_sql(concurrently=True, name="", table=target), "build_partition",
-                             t.lock_ms, t.build_ms, True, d.name, target))
-        ops.append(Operation(f"ALTER INDEX {qualified(d.schema, d.name)} ATTACH PARTITION "
-                             f"{quote_ident(schema)}.<index built on {table}>", "attach", t.lock_ms, t.statement_ms,
-                             False, d.name, target))
+    for p in c.partitions:
+        if p.leaf:
+            ops.append(Operation(d.create_sql(concurrently=True, name="", table=p.qualified), "build_partition",
+                                 t.lock_ms, t.build_ms, True, d.name, p.qualified, p.parent_qualified))
+        else:
+            ops.append(Operation(d.create_sql(concurrently=False, only=True, name="", table=p.qualified),
+                                 "build_subparent", t.lock_ms, t.statement_ms, False, d.name, p.qualified,
+                                 p.parent_qualified))
+        parent_index = qualified(d.schema, d.name) if p.parent_qualified == d.qualified_table else \
+            f"<index on {p.parent_qualified}>"
+        ops.append(Operation(f"ALTER INDEX {parent_index} ATTACH PARTITION <index on {p.qualified}>",
+                             "attach", t.lock_ms, t.statement_ms, False, d.name, p.qualified, p.parent_qualified))
     return ops
+
+
+def rename_children_sql(schema: str, parent: str) -> str:
+    """Rename every partition index under `parent` to `<name>_rcold_<md5 prefix>` in one
+    statement (atomic, so a lock timeout retries it whole); names stay within 63 bytes."""
+    regclass = quote_literal(qualified(schema, parent))
+    return ("DO $rc$ DECLARE r record; base text; BEGIN "
+            "FOR r IN SELECT n.nspname, c.relname FROM pg_partition_tree(" + regclass + "::regclass) t "
+            "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE t.level > 0 AND c.relname !~ '_rcold_[0-9a-f]{8}$' LOOP "
+            "base := r.relname; WHILE octet_length(base) > 48 LOOP base := left(base, length(base) - 1); END LOOP; "
+            "EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', r.nspname, r.relname, "
+            "base || '_rcold_' || left(md5(r.relname), 8)); END LOOP; END $rc$")
 
 
 def _unique_check(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
@@ -163,7 +181,8 @@ def hazards(c: Change) -> list[Hazard]:
                                                        "duplicates first and stops with a sample"))
         if facts.kind == "p":
             out.append(Hazard("PARTITIONED_BUILD", f"partitioned table: ON ONLY parent, then "
-                                                   f"{len(c.partitions)} partition(s) one by one, then ATTACH"))
+                                                   f"{sum(p.leaf for p in c.partitions)} partition(s) one by "
+                                                   "one, then ATTACH"))
     if c.action in ("drop", "replace") and live is not None:
         if live.partitioned:
             out.append(Hazard("ACQUIRES_ACCESS_EXCLUSIVE_LOCK", "a partitioned index cannot be dropped "

@@ -6,13 +6,14 @@ deterministic (no timestamps), so goldens stay byte-stable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, fields
 from typing import Any
 
 from .errors import StalePlanError
 from .model import (Change, IndexDef, KeyPart, LiveIndex, Plan, PlannedChange, TableFacts,
-                    PLAN_FORMAT_VERSION)
+                    PLAN_FORMAT_VERSION, Partition, qualified)
 
 SYMBOL = {"create": "+", "drop": "-", "replace": "~", "rename": ">", "rebuild": "!"}
 VERB = {"create": "create", "drop": "drop", "replace": "replace", "rename": "rename", "rebuild": "rebuild"}
@@ -105,7 +106,8 @@ def render_markdown(plan: Plan) -> str:
 
 
 def render_sql(plan: Plan) -> str:
-    out = ["-- reconciler plan: run each statement on its own (CONCURRENTLY cannot run in a transaction).",
+    out = ["-- reconciler plan: run with psql in autocommit, one statement at a time",
+           "-- (CONCURRENTLY cannot run in a transaction block; partition steps use psql's \\gset).",
            "-- " + summary_line(plan), ""]
     for pc in plan.changes:
         c = pc.change
@@ -117,13 +119,33 @@ def render_sql(plan: Plan) -> str:
                 out.append(f"-- duplicate check (must return no row): {op.sql};")
                 continue
             if op.kind == "attach":
-                out.append(f"-- {op.sql};")
+                parent = qualified(c.schema, c.index) if op.parent == c.desired.qualified_table else \
+                    ":" + _psql_var(op.parent)
+                out.append(f"ALTER INDEX {parent} ATTACH PARTITION :{_psql_var(op.table)};")
+                continue
+            if op.kind in ("build_partition", "build_subparent"):
+                out.append(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms';")
+                out.append(f"SET statement_timeout = '{op.statement_timeout_ms or 0}ms';")
+                out.append(op.sql + ";")
+                # PostgreSQL names the partition's index; look it up for the ATTACH (psql \gset)
+                out.append("SELECT format('%I.%I', n.nspname, c.relname) AS " + _psql_var(op.table)
+                           + " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON "
+                           f"n.oid = c.relnamespace WHERE i.indrelid = {_literal(op.table)}::regclass AND NOT "
+                           "c.relispartition ORDER BY c.oid DESC LIMIT 1 \\gset")
                 continue
             out.append(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms';")
             out.append(f"SET statement_timeout = '{op.statement_timeout_ms or 0}ms';")
             out.append(op.sql + ";")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _psql_var(table: str) -> str:
+    return "rc_" + hashlib.md5(table.encode()).hexdigest()[:8]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def change_dict(pc: PlannedChange) -> dict[str, Any]:
@@ -228,7 +250,7 @@ def plan_from_file(text: str, source: str = "plan file") -> tuple[list[Change], 
             c["desired"] = _indexdef(c["desired"])
             c["live"] = _live(c["live"])
             tf = dict(c["table_facts"])
-            tf["partitions"] = tuple(tuple(p) for p in tf["partitions"])
+            tf["partitions"] = tuple(Partition(**p) for p in tf["partitions"])
             c["table_facts"] = TableFacts(**tf)
             changes.append(Change(**c))
             sqls.append(list(item["sql"]))

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from reconciler.diff import diff_indexes, is_leftover, leftover_of, temp_name
-from reconciler.model import IndexDef, KeyPart, LiveIndex, TableFacts
+from reconciler.model import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
 from reconciler.normalize import differences, same_definition
 
 _oids = iter(range(16384, 10**9))
@@ -127,7 +127,7 @@ def test_table_facts_are_carried_on_changes():
 
 
 def test_partition_index_that_a_new_parent_will_adopt_is_not_an_extra():
-    facts = {("public", "orders"): TableFacts("p", partitions=(("public", "orders_2024"),))}
+    facts = {("public", "orders"): TableFacts("p", partitions=(Partition("public", "orders_2024", "public", "orders"),))}
     child = live(idx("orders_2024_customer_id_idx", "customer_id", table="orders_2024"))
     changes, drift = run([A], [child], prune=True, table_facts=lambda s, t: facts.get((s, t), TableFacts()))
     assert summary(changes, drift) == ([("create", "public", "orders_customer_idx", None)],

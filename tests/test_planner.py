@@ -6,7 +6,7 @@ import re
 import pytest
 
 from reconciler.diff import temp_name
-from reconciler.model import Change, IndexDef, KeyPart, LiveIndex, TableFacts
+from reconciler.model import Change, IndexDef, KeyPart, LiveIndex, Partition, TableFacts
 from reconciler.planner import Timeouts, build_plan, plan_change
 
 T = Timeouts(lock_ms=1111, statement_ms=2222, build_ms=3333)
@@ -40,7 +40,8 @@ def sqls(pc) -> list[str]:
 
 A = idx("orders_customer_idx", "customer_id")
 A_DESC = idx("orders_customer_idx", KeyPart("customer_id", desc=True))
-PARTS = TableFacts("p", 1000, 65536, (("public", "orders_2024"), ("public", "orders_2025")))
+PARTS = TableFacts("p", 1000, 65536, (Partition("public", "orders_2024", "public", "orders"),
+                                       Partition("public", "orders_2025", "public", "orders")))
 
 
 def test_create_is_concurrent_and_never_if_not_exists():
@@ -161,6 +162,19 @@ def test_partitioned_table_on_only_then_each_partition_then_attach():
     assert [op.statement_timeout_ms for op in pc.operations] == [2222, 3333, 2222, 3333, 2222]
     assert "PARTITIONED_BUILD" in [h.code for h in pc.hazards]
     assert "2 partition(s)" in next(h.message for h in pc.hazards if h.code == "PARTITIONED_BUILD")
+
+
+def test_sub_partitioned_table_gets_on_only_on_the_middle_level_and_attaches_to_it():
+    facts = TableFacts("p", 0, 0, (Partition("public", "orders_eu", "public", "orders", leaf=False),
+                                   Partition("public", "orders_eu_2024", "public", "orders_eu")))
+    pc = plan_change(create(A, facts), T)
+    assert kinds(pc) == ["build_parent", "build_subparent", "attach", "build_partition", "attach"]
+    s = sqls(pc)
+    assert s[1] == "CREATE INDEX ON ONLY public.orders_eu (customer_id)"
+    assert s[2].startswith("ALTER INDEX public.orders_customer_idx ATTACH PARTITION ")
+    assert s[4].startswith("ALTER INDEX <index on public.orders_eu> ATTACH PARTITION ")
+    assert [op.parent for op in pc.operations][1:] == ["public.orders", "public.orders", "public.orders_eu",
+                                                       "public.orders_eu"]
 
 
 def test_drop_is_concurrent_for_a_plain_index():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StalePlanError
-from reconciler.model import Change, Drift, IndexDef, KeyPart, LiveIndex, TableFacts
+from reconciler.model import Change, Drift, IndexDef, KeyPart, LiveIndex, Partition, TableFacts
 from reconciler.planner import Timeouts, build_plan
 from reconciler.render import (
     plan_from_file, plan_to_file, render_drift, render_json, render_markdown, render_sql, render_text, summary_line,
@@ -51,7 +51,7 @@ def small_plan():
         Change("drop", "public", "orders", legacy.name, ("not in the spec; prune is on",), None,
                LiveIndex(legacy, oid=4, size_bytes=2 * 1024 * 1024, idx_scan=42)),
         Change("create", "public", "events", events.name, ("not in the database",), events,
-               table_facts=TableFacts("p", 10, 16384, (("public", "events_2025"),))),
+               table_facts=TableFacts("p", 10, 16384, (Partition("public", "events_2025", "public", "events"),))),
     ]
     drift = [
         Drift("extra", "public", "orders", "orders_legacy_idx", "not in the spec"),
@@ -129,11 +129,13 @@ def test_markdown_escapes_pipes_in_a_table_cell():
     assert len(re.findall(r"(?<!\\)\|", row)) == 6  # 5 cells: the escaped pipe does not split one
 
 
-def test_sql_script_sets_timeouts_and_comments_out_what_cannot_run():
+def test_sql_script_sets_timeouts_and_looks_up_partition_indexes_with_gset():
     sql = render_sql(small_plan())
     assert "SET lock_timeout = '3000ms';\nSET statement_timeout = '0ms';\nCREATE INDEX CONCURRENTLY" in sql
     assert "-- duplicate check (must return no row): SELECT" in sql
-    assert "\n-- ALTER INDEX public.events_ts_idx ATTACH PARTITION" in sql
+    # the partition's index is named by PostgreSQL: the script reads its name into a psql variable
+    var = re.search(r" AS (rc_[0-9a-f]{8}) FROM pg_index .*'public.events_2025'::regclass.* \\gset\n", sql).group(1)
+    assert f"\nALTER INDEX public.events_ts_idx ATTACH PARTITION :{var};" in sql
 
 
 def test_json_document():
