@@ -87,6 +87,14 @@ for key in ("cumulative", "tottime"):
     text = s.getvalue()
     start = text.find("   ncalls")
     print(text[start:].rstrip() if start >= 0 else text.rstrip())
+print("--- cProfile, reconciler's own functions, top 15 by cumulative ---")
+s = io.StringIO()
+pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(r"/reconciler/[a-z_]+\.py", 15)
+text = s.getvalue()
+start = text.find("   ncalls")
+import os, reconciler
+root = os.path.dirname(os.path.dirname(reconciler.__file__)) + os.sep
+print((text[start:] if start >= 0 else text).replace(root, "").rstrip())
 """
 
 IMPORTTIME_CODE = "import sys\nfrom reconciler.cli import main\nmain(sys.argv[1:])\n"
@@ -219,6 +227,22 @@ def fmt_row(name: str, res: dict, floor: float | None) -> str:
     return f"{name:<8} {res['median']:10.3f} {ratio}   runs: {runs}"
 
 
+def code_version() -> str:
+    """Which reconciler code ran: HEAD of its work tree, and how many of its files differ from it."""
+    import reconciler
+
+    root = Path(reconciler.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "reconciler"],
+                               capture_output=True, text=True).stdout.split("\n")
+    except OSError:
+        return f"reconciler from {root}"
+    n = len([ln for ln in dirty if ln.strip()])
+    return f"reconciler from {root} at {head or '?'}" + (f" + {n} uncommitted file(s) in reconciler/" if n else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", type=int, default=2000, help="number of tables (x 6 indexes + pkey)")
@@ -251,6 +275,8 @@ def main() -> int:
         with psycopg.connect(dsn) as c:
             version = c.execute("SHOW server_version").fetchone()[0]
         print(f"PostgreSQL {version}; python {sys.version.split()[0]}; {os.cpu_count()} cores; reconciler {RECONCILER}")
+        print(code_version())
+        print("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
         secs = build_database(dsn, args.tables)
         with psycopg.connect(dsn) as c:
@@ -265,7 +291,7 @@ def main() -> int:
         results = {}
         results["import"] = bench("import", [RECONCILER, "import", "--database", dsn, "-o", str(spec)], args.runs)
         if spec.exists():
-            n_entries = spec.read_text().count("\n  - name: ")
+            n_entries = spec.read_text().count("\n- name: ")
             print(f"spec.yaml: {spec.stat().st_size:,} bytes, {n_entries} entries")
         results["plan"] = bench("plan", [RECONCILER, "plan", "-f", str(spec), "--database", dsn,
                                          "--detailed-exitcode"], args.runs)
@@ -326,6 +352,7 @@ def main() -> int:
         if srv is not None:
             srv.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+        print("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"\ntotal benchmark time {time.perf_counter() - t_start:.1f}s")
     return 1 if failed else 0
 

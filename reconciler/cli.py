@@ -195,7 +195,7 @@ def import_(database, schema_sql, schemas, tables, from_sql, output):
 def _defs_from_sql(path: str):
     from .connection import split_statements
     from .errors import SQLFragmentError
-    from .normalize import parse_create_index, volatile_functions
+    from .normalize import parse_create_index, unquote, volatile_functions
     import re
 
     try:
@@ -203,7 +203,14 @@ def _defs_from_sql(path: str):
     except OSError as e:
         raise ReconcilerError(f"{path}: cannot read: {e.strerror}") from None
     defs = []
+    attached: set[tuple[str, str]] = set()   # partition indexes: implied by their parent, as in import
+    name = r'(?:"(?:[^"]|"")*"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")*"|[\w$]+))?'
     for line, stmt in split_statements(text):
+        m = re.match(rf"\s*ALTER\s+INDEX\s+(?:IF\s+EXISTS\s+)?{name}\s+ATTACH\s+PARTITION\s+({name})\s*$", stmt, re.I)
+        if m:
+            parts = [unquote(p) for p in re.findall(r'"(?:[^"]|"")*"|[\w$]+', m.group(1))]
+            attached.add((parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0]))
+            continue
         if not re.match(r"\s*CREATE\s+(UNIQUE\s+)?INDEX\b", stmt, re.I):
             _echo_err(f"{path}:{line}: skipped (not CREATE INDEX): {stmt.splitlines()[0][:60]}")
             continue
@@ -219,7 +226,7 @@ def _defs_from_sql(path: str):
                 _echo_err(f"{path}:{line}: warning: index {d.name!r}: predicate uses {', '.join(bad)}, which is "
                           "not IMMUTABLE; PostgreSQL will refuse this index")
         defs.append(d)
-    return defs
+    return [d for d in defs if (d.schema, d.name) not in attached]
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

