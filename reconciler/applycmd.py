@@ -18,8 +18,8 @@ import psycopg
 
 from . import catalog
 from .connection import connect, resolve_dsn
-from .engine import fingerprint, make_plan
-from .errors import ApplyError, ReconcilerError, StalePlanError
+from .engine import check_spec, make_plan
+from .errors import ApplyError, StalePlanError
 from .executor import Executor
 from .model import IndexDef, Plan, PlannedChange
 from .normalize import same_definition
@@ -29,7 +29,7 @@ from .spec import load_spec
 
 
 def find_on_partition(conn: psycopg.Connection) -> Callable:
-    def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, bool]]:
+    def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, tuple[str, str] | None]]:
         snap = catalog.introspect(conn, [(schema, table)])
         target = replace(desired, schema=schema, table=table, name="")
         live = [x for x in snap.indexes if x.schema == schema and x.table == table and not x.constraint]
@@ -41,7 +41,7 @@ def find_on_partition(conn: psycopg.Connection) -> Callable:
             server = res.definition if res and res.definition else None
         for x in live:
             if same_definition(target, x.definition) or (server is not None and same_definition(server, x.definition)):
-                out.append((x.name, x.valid, bool(x.parent_index)))
+                out.append((x.name, x.valid, x.parent_key))
         return out
 
     return find
@@ -150,6 +150,8 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
               confirm: Callable[[str], bool], echo: Callable, color: bool) -> bool:
     dsn = resolve_dsn(database)
     spec = load_spec(files) if files else None
+    if spec is not None:
+        check_spec(spec)  # a bad spec is reported before anything connects
     printer = _Printer(fmt, echo, color and fmt == "text")
     conn = connect(dsn, autocommit=True)
     ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn),

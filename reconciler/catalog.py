@@ -74,7 +74,8 @@ class Snapshot:
 
 
 def server_version(conn: psycopg.Connection) -> int:
-    return int(conn.execute("SHOW server_version_num").fetchone()[0])
+    # from the connection handshake: no query, so no transaction is opened by asking
+    return conn.info.server_version
 
 
 def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
@@ -106,7 +107,8 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
             constraint_type=r["constraint_type"], parent_index=r["parent_index"], partitioned=r["partitioned"],
             table_kind=r["table_kind"], size_bytes=r["size_bytes"] or 0, table_bytes=t.bytes if t else 0,
             table_rows=t.rows if t else 0, idx_scan=r["idx_scan"], comment=r["comment"], indexdef=r["indexdef"],
-            being_built=r["oid"] in built))
+            being_built=r["oid"] in built,
+            parent=(r["parent_schema"], r["parent_name"]) if r["parent_name"] is not None else None))
     return Snapshot(table_list, tuple(indexes), version, building)
 
 
@@ -225,6 +227,10 @@ def _unquote_ident(text: str) -> str:
 # The server as an oracle
 
 
+class ReadOnlySession(DatabaseError):
+    """The session cannot create even a temporary table (hot standby, read-only role)."""
+
+
 @dataclass(frozen=True)
 class Canonicalized:
     """Result of asking the server: the definition in its own words, or its error."""
@@ -266,9 +272,14 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                         conn.execute(real_sql)
                         created[i] = real_sql
                 except psycopg.errors.ReadOnlySqlTransaction as e:
-                    raise DatabaseError(
+                    raise ReadOnlySession(
                         "the server cannot canonicalize indexes in a read-only session",
                         "plan compares by text alone on a standby") from e
+                except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as e:
+                    # a lock held on the real table, not a refusal of the definition
+                    raise DatabaseError(f"could not read table {d.schema}.{d.table} to canonicalize index "
+                                        f"{d.name!r}: {(e.diag.message_primary or str(e)).strip()}",
+                                        "another session holds a lock on it; try again") from None
                 except psycopg.Error as e:
                     msg = (e.diag.message_primary or str(e)).strip()
                     out[i] = Canonicalized(None, msg, d.create_sql(concurrently=False))
@@ -290,7 +301,7 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                                                    options=d.options, tablespace=d.tablespace, comment=d.comment),
                                            None, sql)
     except psycopg.errors.ReadOnlySqlTransaction as e:
-        raise DatabaseError("the server cannot canonicalize indexes in a read-only session") from e
+        raise ReadOnlySession("the server cannot canonicalize indexes in a read-only session") from e
     except psycopg.OperationalError as e:
         raise DatabaseError(f"lost the connection while canonicalizing: {e}") from e
     return out

@@ -89,14 +89,15 @@ def cli() -> None:
 @click.option("--build-timeout", default="0", show_default=True, help="limit for one concurrent build (0: none)")
 def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout, statement_timeout, build_timeout):
     """Show what apply would change (read-only)."""
-    from .engine import make_plan
+    from .engine import check_spec, make_plan
     from .render import plan_to_file, render_json, render_markdown, render_sql, render_text
     from .spec import load_spec
 
     spec = load_spec(_files(files))
+    desired = check_spec(spec)
     timeouts = _timeouts(lock_timeout, statement_timeout, build_timeout)
     with _connection(database, schema_sql) as (conn, _):
-        the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts)
+        the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts, desired=desired)
     renderers = {"text": lambda p: render_text(p, _color(sys.stdout)), "json": render_json,
                  "markdown": render_markdown, "sql": render_sql}
     click.echo(renderers[fmt](the_plan), nl=False)
@@ -114,12 +115,13 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def drift(files, database, schema_sql, fmt):
     """Report every difference on managed tables (for cron). Exit 2 when anything differs."""
-    from .engine import make_plan
+    from .engine import check_spec, make_plan
     from .render import render_drift
 
     spec = load_spec_files(files)
+    desired = check_spec(spec)
     with _connection(database, schema_sql) as (conn, _):
-        the_plan, _cmp = make_plan(conn, spec)
+        the_plan, _cmp = make_plan(conn, spec, desired=desired)
     click.echo(render_drift(the_plan, fmt), nl=False)
     if not the_plan.empty or the_plan.drift:
         sys.exit(EXIT_CHANGES)
@@ -266,7 +268,7 @@ def _confirm(question: str) -> bool:
     return click.confirm(question, default=False)
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 def schema():
     """Print the JSON Schema of indexes.yaml (for editors)."""
     from .spec import json_schema

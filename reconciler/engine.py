@@ -18,7 +18,7 @@ import psycopg
 from . import catalog
 from .catalog import Snapshot
 from .diff import diff_indexes
-from .errors import DatabaseError, ReconcilerError
+from .errors import ReconcilerError
 from .model import Drift, IndexDef, Plan, TableFacts
 from .normalize import differences, normalize_spec, same_definition
 from .planner import Timeouts, build_plan
@@ -43,23 +43,29 @@ def fingerprint(snapshot: Snapshot) -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
 
 
-def check_tables(desired: list[IndexDef], spec: Spec, snapshot: Snapshot) -> None:
+def check_tables(conn: psycopg.Connection, desired: list[IndexDef], spec: Spec, snapshot: Snapshot) -> None:
     known = {(t.schema, t.name) for t in snapshot.tables}
     for d, e in zip(desired, spec.entries):
         if (d.schema, d.table) not in known:
-            near = difflib.get_close_matches(d.table, [t.name for t in snapshot.tables if t.schema == d.schema], n=1)
-            folded = [t.name for t in snapshot.tables if t.schema == d.schema and t.name.lower() == d.table.lower()]
+            names = [r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (d.schema,)).fetchall()]
+            near = difflib.get_close_matches(d.table, names, n=1)
+            folded = [n for n in names if n.lower() == d.table.lower()]
             hint = f'did you mean "{(folded or near)[0]}"?' if (folded or near) else None
             raise ReconcilerError(f"{e.where}: index {d.name!r}: table: {d.schema}.{d.table} does not exist "
                                   "(names are taken literally, case kept)", hint)
 
 
-def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) -> Comparison:
-    desired = normalize_spec(spec)
+def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
+            desired: list[IndexDef] | None = None) -> Comparison:
+    """`desired` is `normalize_spec(spec)` when the caller already checked the spec offline."""
+    if desired is None:
+        desired = normalize_spec(spec)
     from .spec import glob_to_regex
 
     snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs])
-    check_tables(desired, spec, snapshot)
+    check_tables(conn, desired, spec, snapshot)
     warnings: list[str] = []
     live_by_table: dict[tuple[str, str], list] = {}
     for x in snapshot.indexes:
@@ -81,7 +87,7 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) ->
     if unsure and use_server:
         try:
             results = catalog.canonicalize(conn, [desired[i] for i in unsure])
-        except DatabaseError as e:
+        except catalog.ReadOnlySession as e:
             warnings.append(f"{e.message}; compared by text alone (casts ignored)")
             loose = True
         else:
@@ -134,9 +140,15 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True) ->
     return Comparison(spec, desired, snapshot, changes, drift, warnings, len(server_words))
 
 
+def check_spec(spec: Spec) -> list[IndexDef]:
+    """Everything that can be checked without a database (every SQL fragment, volatile
+    functions): call it before connecting, so a bad spec is reported as such."""
+    return normalize_spec(spec)
+
+
 def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Timeouts(),
-              use_server: bool = True) -> tuple[Plan, Comparison]:
-    cmp = compare(conn, spec, use_server=use_server)
+              use_server: bool = True, desired: list[IndexDef] | None = None) -> tuple[Plan, Comparison]:
+    cmp = compare(conn, spec, use_server=use_server, desired=desired)
     plan = build_plan(cmp.changes, cmp.drift, timeouts=timeouts, fingerprint=fingerprint(cmp.snapshot),
                       warnings=tuple(cmp.warnings))
     return plan, cmp

@@ -54,11 +54,13 @@ class Executor:
     retries: int = 5
     monitor_dsn: str | None = None
     verify: Callable[[PlannedChange], str | None] | None = None   # returns a problem or None
-    find_on_partition: Callable[[str, str, IndexDef], list[tuple[str, bool, bool]]] | None = None
+    # (schema, table, desired) → [(index name, valid, (schema, name) of the index it is attached to)]
+    find_on_partition: Callable[[str, str, IndexDef], list[tuple[str, bool, tuple[str, str] | None]]] | None = None
     progress_interval: float = 1.0
     sent: list[str] = field(default_factory=list)
     backoff_base: float = 0.2
     outcomes: list[Outcome] = field(default_factory=list)
+    _partition_index: dict = field(default_factory=dict)   # (change, table) → its index (schema, name)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -135,14 +137,11 @@ class Executor:
                 raise ApplyError(f"cannot build UNIQUE index {op.target}: duplicate keys exist, e.g. {sample}",
                                  "remove the duplicates (or make the index non-unique), then apply again")
             return
-        if kind == "build_partition":
+        if kind in ("build_partition", "build_subparent"):
             self._partition(op, pc)
             return
         if kind == "rename":
             self._rename(op, pc)
-            return
-        if kind == "rename_children":
-            self._rename_children(op, pc)
             return
         if kind in ("build", "reindex"):
             self._wait_for_old_transactions(op)
@@ -273,22 +272,6 @@ class Executor:
         self._set_timeouts(op)
         self._with_retries(op, lambda: self.run_sql(op.sql))
 
-    def _rename_children(self, op: Operation, pc: PlannedChange) -> None:
-        from .diff import temp_name
-
-        rows = self.conn.execute(
-            "SELECT cn.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_namespace cn ON cn.oid = c.relnamespace JOIN pg_class p ON p.oid = i.inhparent "
-            "JOIN pg_namespace pn ON pn.oid = p.relnamespace WHERE pn.nspname = %s AND p.relname = %s",
-            (pc.change.schema, op.target)).fetchall()
-        for schema, name in rows:
-            if "_rcold_" in name:
-                continue
-            rename = Operation(f"ALTER INDEX {qualified(schema, name)} RENAME TO {quote_ident(temp_name(name, 'old'))}",
-                               "rename", op.lock_timeout_ms, op.statement_timeout_ms, False, name, op.table)
-            self._set_timeouts(rename)
-            self._with_retries(rename, lambda: self.run_sql(rename.sql))
-
     def _wait_for_old_transactions(self, op: Operation) -> None:
         """A concurrent build waits for every transaction older than itself. Report those that
         would hold it up (long-running or idle in transaction) and wait them out, within the
@@ -317,40 +300,54 @@ class Executor:
             time.sleep(1.0)
 
     def _partition(self, op: Operation, pc: PlannedChange) -> None:
-        """Make sure one partition has the index and it is attached to the parent."""
+        """Make sure one table below the parent has its index, attached to the index on its
+        parent table. A leaf gets a concurrent build, a sub-partitioned table CREATE INDEX ON
+        ONLY; an equivalent index already there (a resumed run, a hand-made one) is adopted."""
         d = pc.change.desired
+        leaf = op.kind == "build_partition"
         schema, table = _split_qualified(op.table)
+        if op.parent == d.qualified_table or op.parent is None:
+            parent_index = (d.schema, d.name)
+        else:
+            parent_index = self._partition_index.get((pc.change.index, op.parent))
+            if parent_index is None:
+                raise ApplyError(f"no index on {op.parent} to attach the index of {op.table} to")
         existing = self.find_on_partition(schema, table, d) if self.find_on_partition else []
-        chosen = next((name for name, valid, attached in existing if valid and attached), None)
-        if chosen:
-            self.emit({"event": "skip", "index": chosen, "detail": f"{table}: already attached"})
+        mine = next((n for n, valid, parent in existing if parent == parent_index), None)
+        if mine is not None:
+            self._partition_index[(pc.change.index, op.table)] = (schema, mine)
+            self.emit({"event": "skip", "index": mine, "detail": f"{table}: already attached"})
             return
-        chosen = next((name for name, valid, attached in existing if valid and not attached), None)
-        for name, valid, attached in existing:
-            if not valid and not attached:
+        free = [(n, valid) for n, valid, parent in existing if parent is None]
+        chosen = next((n for n, valid in free if valid or not leaf), None)
+        for name, valid in free:
+            if leaf and not valid:
                 self._drop_invalid(schema, name, op)
         if chosen is None:
-            self._wait_for_old_transactions(op)
+            if leaf:
+                self._wait_for_old_transactions(op)
             self._set_timeouts(op)
             before = {n for n, _, _ in existing}
             self._with_retries(op, lambda: self._run_with_progress(op),
-                               lambda: self._drop_new_invalid(schema, table, d, before, op))
+                               lambda: self._drop_new_invalid(schema, table, d, before, op) if leaf else None)
             found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
-            chosen = next((name for name, valid, attached in found if valid and not attached), None)
+            chosen = next((n for n, valid, parent in found if parent is None and n not in before
+                           and (valid or not leaf)), None)
             if chosen is None:
                 raise ApplyError(f"built an index on {op.table} but cannot find it to attach")
-        # the planned attach step of this partition carries the statement timeout it must run with
+        self._partition_index[(pc.change.index, op.table)] = (schema, chosen)
+        # the planned attach step of this table carries the statement timeout it must run with
         planned = next((o for o in pc.operations if o.kind == "attach" and o.table == op.table), None)
-        attach = Operation(f"ALTER INDEX {qualified(d.schema, d.name)} ATTACH PARTITION {qualified(schema, chosen)}",
+        attach = Operation(f"ALTER INDEX {qualified(*parent_index)} ATTACH PARTITION {qualified(schema, chosen)}",
                            "attach", op.lock_timeout_ms, planned.statement_timeout_ms if planned else 60000, False,
-                           d.name, op.table)
+                           d.name, op.table, op.parent)
         self._set_timeouts(attach)
         self._with_retries(attach, lambda: self.run_sql(attach.sql))
 
     def _drop_new_invalid(self, schema: str, table: str, d: IndexDef, before: set[str], op: Operation) -> None:
         found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
-        for name, valid, attached in found:
-            if not valid and name not in before:
+        for name, valid, parent in found:
+            if not valid and parent is None and name not in before:
                 self._drop_invalid(schema, name, op)
 
     # -- advisory lock and session checks ----------------------------------------------------

@@ -228,10 +228,16 @@ class LiveIndex:
     comment: str | None = None
     indexdef: str = ""                     # pg_get_indexdef(), for display
     being_built: bool = False              # another backend is building it right now
+    parent: tuple[str, str] | None = None  # (schema, name) of parent_index
 
     @property
     def name(self) -> str:
         return self.definition.name
+
+    @property
+    def parent_key(self) -> tuple[str, str] | None:
+        """(schema, name) of the partitioned index this one is attached to."""
+        return self.parent
 
     @property
     def schema(self) -> str:

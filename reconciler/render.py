@@ -220,6 +220,8 @@ def _live(d: dict | None) -> LiveIndex | None:
         return None
     d = dict(d)
     d["definition"] = _indexdef(d["definition"])
+    if d.get("parent") is not None:
+        d["parent"] = tuple(d["parent"])
     return LiveIndex(**d)
 
 

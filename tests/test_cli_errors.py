@@ -117,13 +117,9 @@ def test_validate_bad_spec(tmp_path, text, line, needle):
     assert first.count(f"{f}:") == (2 if "already used at" in needle else 1), first
 
 
-_CONNECTS_FIRST = pytest.mark.xfail(strict=True, reason="cli/engine: `plan` connects before checking SQL fragments "
-                                    "(normalize_spec runs inside make_plan), so a down database hides the spec error")
-
 
 @pytest.mark.parametrize("text, line, needle", [
-    pytest.param(*c[1:], id=c[0], marks=_CONNECTS_FIRST if c[0] in ("predicate-two-statements", "volatile-current-date")
-                 else ()) for c in BAD_SPECS])
+    pytest.param(*c[1:], id=c[0]) for c in BAD_SPECS])
 def test_plan_refuses_a_bad_spec_before_connecting(tmp_path, text, line, needle):
     """Spec errors come first: the closed port is never reached (the error is about the spec)."""
     f = write(tmp_path / "bad.yaml", text)
@@ -199,9 +195,7 @@ def test_the_command_list_is_what_we_document():
     assert {"plan", "apply", "drift", "validate", "import", "schema"} <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="cli.py: `schema` has no EXIT_CODES_HELP epilog"))
-    if c == "schema" else c for c in COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_help_documents_exit_codes(command):
     r = reconciler(command, "--help")
     assert r.returncode == 0, r.stderr
@@ -276,8 +270,6 @@ def test_validate_against_database_and_nothing_changes(tmp_path, dsn, run_sql, t
     assert run_sql(dsn, COUNT) == before
 
 
-@pytest.mark.xfail(strict=True, reason="engine.check_tables looks for near names only among the managed tables "
-                   "of the snapshot, so the hint never names a table the spec does not mention")
 def test_plan_missing_table_hints_the_case(tmp_path, dsn, run_sql):
     run_sql(dsn, SCHEMA_SQL)
     f = write(tmp_path / "indexes.yaml", ONLINE_BAD[0][1])

@@ -14,7 +14,7 @@ SELECT i.indexrelid AS oid,
        ic.reloptions AS options,
        ts.spcname AS tablespace,
        con.conname AS constraint_name, con.contype AS constraint_type,
-       pn.nspname || '.' || pc.relname AS parent_index,
+       pn.nspname || '.' || pc.relname AS parent_index, pn.nspname AS parent_schema, pc.relname AS parent_name,
        CASE WHEN ic.relkind = 'i' THEN pg_relation_size(i.indexrelid) ELSE 0 END AS size_bytes,
        s.idx_scan,
        obj_description(i.indexrelid, 'pg_class') AS comment
