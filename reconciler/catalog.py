@@ -47,10 +47,11 @@ class Snapshot:
     building: tuple[tuple[int, int], ...] = ()   # (index oid, pid) of builds in progress
 
     def table(self, schema: str, name: str) -> Table | None:
-        for t in self.tables:
-            if t.schema == schema and t.name == name:
-                return t
-        return None
+        index = self.__dict__.get("_by_name")
+        if index is None:
+            index = {(t.schema, t.name): t for t in self.tables}
+            object.__setattr__(self, "_by_name", index)
+        return index.get((schema, name))
 
     def partition_tree(self, schema: str, name: str) -> list[Partition]:
         """Every table below a partitioned table, parents before their children, in name order."""
@@ -79,7 +80,7 @@ def server_version(conn: psycopg.Connection) -> int:
 
 
 def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
-               schemas: Iterable[str] = (), patterns: Iterable[str] = ()) -> Snapshot:
+               schemas: Iterable[str] = (), patterns: Iterable[str] = (), stats: bool = True) -> Snapshot:
     """Read managed tables (the given (schema, table) pairs and their partition trees, or every
     user table when `tables` is None) and all their indexes, in one READ ONLY transaction."""
     pairs = list(tables) if tables is not None else []
@@ -93,7 +94,7 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
             trows = cur.fetchall()
             table_list = tuple(Table(r["oid"], r["nspname"], r["relname"], r["relkind"], max(r["reltuples"], 0),
                                      r["table_bytes"] or 0, r["parent_oid"], r["named"]) for r in trows)
-            rows = read_index_rows(cur, [t.oid for t in table_list], version)
+            rows = read_index_rows(cur, [t.oid for t in table_list], version, stats)
             cur.execute("SELECT index_relid, pid FROM pg_stat_progress_create_index WHERE index_relid <> 0")
             building = tuple((r["index_relid"], r["pid"]) for r in cur.fetchall())
     by_name = {(t.schema, t.name): t for t in table_list}
@@ -112,11 +113,35 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
     return Snapshot(table_list, tuple(indexes), version, building)
 
 
-def read_index_rows(cur, oids: list[int], version: int) -> list[dict]:
+_STATS = ("CASE WHEN ic.relkind = 'i' THEN pg_relation_size(i.indexrelid) ELSE 0 END AS size_bytes, "
+          "s.idx_scan, obj_description(i.indexrelid, 'pg_class') AS comment")
+_NO_STATS = "NULL::bigint AS size_bytes, NULL::bigint AS idx_scan, NULL::text AS comment"
+
+
+def read_index_rows(cur, oids: list[int], version: int, stats: bool = True) -> list[dict]:
     sql = _sql("indexes.sql").replace(
-        "{nulls_not_distinct}", "i.indnullsnotdistinct" if version >= 150000 else "false")
+        "{nulls_not_distinct}", "i.indnullsnotdistinct" if version >= 150000 else "false").replace(
+        "{stats}", _STATS if stats else _NO_STATS).replace(
+        "{stats_join}", "LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid\n" if stats else "")
     cur.execute(sql, {"oids": oids})
     return cur.fetchall()
+
+
+def with_stats(conn: psycopg.Connection, indexes: list[LiveIndex]) -> dict[int, LiveIndex]:
+    """Size, scans and comment for a few indexes (those a plan changes): {oid: LiveIndex}."""
+    if not indexes:
+        return {}
+    rows = conn.execute(
+        "SELECT c.oid, CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE 0 END, s.idx_scan, "
+        "obj_description(c.oid, 'pg_class') FROM pg_class c LEFT JOIN pg_stat_all_indexes s ON "
+        "s.indexrelid = c.oid WHERE c.oid = ANY(%s)", ([x.oid for x in indexes],)).fetchall()
+    facts = {oid: (size or 0, scans, comment) for oid, size, scans, comment in rows}
+    out = {}
+    for x in indexes:
+        if x.oid in facts:
+            size, scans, comment = facts[x.oid]
+            out[x.oid] = replace(x, size_bytes=size, idx_scan=scans, comment=comment)
+    return out
 
 
 class _read_only:

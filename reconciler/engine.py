@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 
@@ -64,7 +64,9 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
         desired = normalize_spec(spec)
     from .spec import glob_to_regex
 
-    snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs])
+    # sizes, scan counts and comments only matter for what changes: read them afterwards
+    snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs],
+                                  stats=False)
     check_tables(conn, desired, spec, snapshot)
     warnings: list[str] = []
     live_by_table: dict[tuple[str, str], list] = {}
@@ -137,13 +139,31 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
 
     changes, drift = diff_indexes(desired, list(snapshot.indexes), same=same, reasons=reasons, prune=spec.prune,
                                   ignored=spec.ignored, table_facts=table_facts)
+    detailed = catalog.with_stats(conn, [c.live for c in changes if c.live is not None])
+    changes = [replace(c, live=detailed.get(c.live.oid, c.live)) if c.live is not None else c for c in changes]
+    if conn.info.transaction_status != 0 and not conn.autocommit:
+        conn.rollback()
     return Comparison(spec, desired, snapshot, changes, drift, warnings, len(server_words))
 
 
 def check_spec(spec: Spec) -> list[IndexDef]:
     """Everything that can be checked without a database (every SQL fragment, volatile
-    functions): call it before connecting, so a bad spec is reported as such."""
-    return normalize_spec(spec)
+    functions): call it before connecting, so a bad spec is reported as such. The result only
+    depends on the files' contents, so a large spec's is kept between runs (`cache`)."""
+    from . import cache
+    from pathlib import Path
+
+    try:
+        parts = tuple(x for f in spec.files for x in (f, Path(f).read_text()))
+    except OSError:
+        parts = ()
+    hit = cache.get("defs", parts) if parts else cache.MISS
+    if hit is not cache.MISS and isinstance(hit, list) and len(hit) == len(spec.entries):
+        return hit
+    desired = normalize_spec(spec)
+    if parts:
+        cache.put("defs", parts, desired)
+    return desired
 
 
 def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Timeouts(),

@@ -13,6 +13,8 @@ No I/O and no parsing here; plain dataclasses so that a plan of 10,000 indexes s
 from __future__ import annotations
 
 import hashlib
+import re
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,11 +22,13 @@ ACTIONS = ("create", "drop", "replace", "rename", "rebuild")
 PLAN_FORMAT_VERSION = 1
 
 
+_PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@lru_cache(maxsize=65536)
 def quote_ident(name: str) -> str:
     """Quote an identifier the way PostgreSQL's quote_ident() does (only when needed)."""
-    if name and (name[0].isalpha() and name[0].islower() or name[0] == "_") and all(
-        c.islower() or c.isdigit() or c == "_" for c in name
-    ) and name.isascii() and name.upper() not in _RESERVED:
+    if _PLAIN_IDENT.fullmatch(name) and name.upper() not in _RESERVED:
         return name
     return '"' + name.replace('"', '""') + '"'
 

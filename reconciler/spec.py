@@ -8,7 +8,6 @@ This module must not import sqlglot or psycopg.
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,26 +358,6 @@ def _suggest_key(path: tuple) -> str:
     return f" (did you mean {near[0]!r}?)" if near else f" (allowed: {', '.join(pool)})"
 
 
-_CACHE_MIN_BYTES = 64 * 1024
-
-
-def _cache_path(text: str, file: str) -> Path | None:
-    """Where a parsed large spec is kept: keyed by its bytes, its path (errors name it) and the
-    versions that shape the result. Parsing YAML is most of a no-op plan's time on a large spec
-    (libyaml still builds a Python node per scalar); RECONCILER_NO_CACHE=1 turns this off."""
-    import hashlib
-
-    import pydantic
-
-    if len(text) < _CACHE_MIN_BYTES or os.environ.get("RECONCILER_NO_CACHE"):
-        return None
-    from . import __version__
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reconciler"
-    key = hashlib.sha256("\0".join((__version__, pydantic.VERSION, yaml.__version__, file, text)).encode()).hexdigest()
-    return base / f"spec-{key[:32]}.pickle"
-
-
 def _rebuild(data: dict) -> SpecFile:
     """A SpecFile from the dump of one that was validated (no second validation)."""
     indexes = [IndexSpec.model_construct(**{**e, "columns": [ColumnSpec.model_construct(**c) for c in e["columns"]]})
@@ -388,27 +367,20 @@ def _rebuild(data: dict) -> SpecFile:
 
 
 def _cached_load(text: str, file: str) -> tuple[SpecFile, dict]:
-    import pickle
+    """load_spec_text, remembered for large files (see `cache`): YAML parsing dominates a no-op
+    plan of a big spec even with libyaml."""
+    from . import cache
 
-    path = _cache_path(text, file)
-    if path is not None and path.exists():
+    hit = cache.get("spec", (file, text))
+    if hit is not cache.MISS:
         try:
-            with path.open("rb") as fh:
-                data, lines = pickle.load(fh)
+            data, lines = hit
             return _rebuild(data), lines
-        except Exception:  # noqa: BLE001 - a damaged cache entry is just a miss
+        except Exception:  # noqa: BLE001 - an entry of another shape is a miss
             pass
-    result = load_spec_text(text, file)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump((result[0].model_dump(by_alias=True), result[1]), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(path)
-        except OSError:
-            pass
-    return result
+    model, lines = load_spec_text(text, file)
+    cache.put("spec", (file, text), (model.model_dump(by_alias=True), lines))
+    return model, lines
 
 
 def load_spec(paths: list[str | Path]) -> Spec:

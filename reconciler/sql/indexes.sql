@@ -1,7 +1,8 @@
 -- Every index of the given tables, one row each, with what the definition needs and the
 -- catalog facts around it. Per-key texts come from pg_get_indexdef(oid, k, false): the same
 -- words as the full definition, so the key list can be cut out of it exactly.
--- Parameters: oids oid[].
+-- Parameters: oids oid[]. {stats}: size, scans and comment, or NULLs when the caller does
+-- not need them (a no-op plan of 14,000 indexes: 0.38 s -> 0.24 s on the server).
 SELECT i.indexrelid AS oid,
        n.nspname AS schema, t.relname AS table, ic.relname AS name,
        t.relkind AS table_kind, ic.relkind = 'I' AS partitioned,
@@ -15,9 +16,7 @@ SELECT i.indexrelid AS oid,
        ts.spcname AS tablespace,
        con.conname AS constraint_name, con.contype AS constraint_type,
        pn.nspname || '.' || pc.relname AS parent_index, pn.nspname AS parent_schema, pc.relname AS parent_name,
-       CASE WHEN ic.relkind = 'i' THEN pg_relation_size(i.indexrelid) ELSE 0 END AS size_bytes,
-       s.idx_scan,
-       obj_description(i.indexrelid, 'pg_class') AS comment
+       {stats}
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
@@ -28,6 +27,5 @@ LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype IN ('
 LEFT JOIN pg_inherits inh ON inh.inhrelid = i.indexrelid
 LEFT JOIN pg_class pc ON pc.oid = inh.inhparent
 LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
-WHERE i.indrelid = ANY (%(oids)s::oid[])
+{stats_join}WHERE i.indrelid = ANY (%(oids)s::oid[])
 ORDER BY 2, 3, 4
