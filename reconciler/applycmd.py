@@ -232,8 +232,11 @@ def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: i
     while True:
         plan, _ = _bounded(conn, timeouts, retries, printer, lambda: make_plan(conn, spec, timeouts=timeouts))
         busy = [d for d in plan.drift if d.kind == "being_built"]
-        if not busy or time.monotonic() > deadline:
+        if not busy:
             return plan
+        if time.monotonic() > deadline:
+            raise ApplyError("another session is still building " + ", ".join(d.index for d in busy)
+                             + "; nothing changed", "wait for it to finish (or raise --build-timeout) and apply again")
         if not reported:
             printer({"event": "info", "detail": "waiting for builds another session is running: "
                                                 + ", ".join(d.index for d in busy)})

@@ -123,7 +123,7 @@ def drift(files, database, schema_sql, fmt):
     with _connection(database, schema_sql) as (conn, _):
         the_plan, _cmp = make_plan(conn, spec, desired=desired)
     click.echo(render_drift(the_plan, fmt), nl=False)
-    if not the_plan.empty or the_plan.drift:
+    if not the_plan.empty or any(d.kind != "ignored" for d in the_plan.drift):
         sys.exit(EXIT_CHANGES)
 
 
@@ -205,6 +205,7 @@ def _defs_from_sql(path: str):
     except OSError as e:
         raise ReconcilerError(f"{path}: cannot read: {e.strerror}") from None
     defs = []
+    skipped = 0
     attached: set[tuple[str, str]] = set()   # partition indexes: implied by their parent, as in import
     name = r'(?:"(?:[^"]|"")*"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")*"|[\w$]+))?'
     for line, stmt in split_statements(text):
@@ -214,7 +215,7 @@ def _defs_from_sql(path: str):
             attached.add((parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0]))
             continue
         if not re.match(r"\s*CREATE\s+(UNIQUE\s+)?INDEX\b", stmt, re.I):
-            _echo_err(f"{path}:{line}: skipped (not CREATE INDEX): {stmt.splitlines()[0][:60]}")
+            skipped += 1
             continue
         try:
             d = parse_create_index(stmt)
@@ -228,6 +229,8 @@ def _defs_from_sql(path: str):
                 _echo_err(f"{path}:{line}: warning: index {d.name!r}: predicate uses {', '.join(bad)}, which is "
                           "not IMMUTABLE; PostgreSQL will refuse this index")
         defs.append(d)
+    if skipped:
+        _echo_err(f"{path}: skipped {skipped} statement(s) that are not CREATE INDEX")
     return [d for d in defs if (d.schema, d.name) not in attached]
 
 

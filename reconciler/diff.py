@@ -73,6 +73,8 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
 
     for d in desired:
         if ignored(d.name):
+            drift.append(Drift("ignored", d.schema, d.table, d.name,
+                               "listed in the spec but matches manage.ignore; left alone"))
             continue
         cur = by_name.get((d.schema, d.name))
         if cur is None:

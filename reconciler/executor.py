@@ -145,6 +145,15 @@ class Executor:
             return
         if kind in ("build", "reindex"):
             self._wait_for_old_transactions(op)
+        if kind == "analyze":
+            # Statistics help the planner but the index is built: a table too busy to ANALYZE
+            # now is a warning, not a failed change (autovacuum analyzes it later).
+            self._set_timeouts(op)
+            try:
+                self._with_retries(op, lambda: self.run_sql(op.sql))
+            except ApplyError as e:
+                self.emit({"event": "info", "detail": f"  warning: {e.message}; run it later"})
+            return
         self._set_timeouts(op)
         cleanup = None
         if kind == "build":

@@ -174,7 +174,8 @@ def render_drift(plan: Plan, fmt: str = "text") -> str:
         items.append({"kind": kind, "schema": c.schema, "table": c.table, "index": c.index,
                       "detail": "; ".join(c.reasons)})
     for d in plan.drift:
-        if any(i["kind"] == "extra" and i["index"] == d.index and i["schema"] == d.schema for i in items):
+        if d.kind == "ignored" or any(i["kind"] == "extra" and i["index"] == d.index and i["schema"] == d.schema
+                                      for i in items):
             continue
         items.append({"kind": d.kind, "schema": d.schema, "table": d.table, "index": d.index, "detail": d.message})
     items.sort(key=lambda i: (i["schema"], i["table"], i["index"]))
