@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from .errors import DatabaseError
 from .model import IndexDef, KeyPart, LiveIndex, Partition, qualified
-from .normalize import canonical_options, parse_key_suffix, split_top_level
+from .normalize import canonical_options, matching_paren, parse_key_suffix, split_top_level
 
 
 def _sql(name: str) -> str:
@@ -187,7 +187,7 @@ def index_def_from_row(r: dict) -> IndexDef:
         if is_col:
             keys.append(KeyPart(_unquote_ident(text), False, collation, opclass, desc, nulls_first))
         else:
-            expr = text[1:-1] if text.startswith("(") and text.endswith(")") and _wraps(text) else text
+            expr = text[1:-1] if _wraps(text) else text
             keys.append(KeyPart(expr, True, collation, opclass, desc, nulls_first, sql=expr))
     include = tuple(_unquote_ident(c) for c in cols[nkey: r["natts"]])
     tablespace = r["tablespace"]
@@ -201,22 +201,8 @@ def index_def_from_row(r: dict) -> IndexDef:
 
 
 def _wraps(text: str) -> bool:
-    depth = 0
-    quote = None
-    for i, c in enumerate(text):
-        if quote:
-            if c == quote:
-                quote = None
-            continue
-        if c in "'\"":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0 and i != len(text) - 1:
-                return False
-    return True
+    """True when the whole text is one parenthesized group: ``(a + b)``, not ``(a) + (b)``."""
+    return text.startswith("(") and matching_paren(text, 0) == len(text) - 1
 
 
 def _key_list(indexdef: str, method: str) -> str | None:
@@ -225,21 +211,8 @@ def _key_list(indexdef: str, method: str) -> str | None:
     if pos < 0:
         return None
     start = pos + len(marker) - 1
-    depth, quote = 0, None
-    for i in range(start, len(indexdef)):
-        c = indexdef[i]
-        if quote:
-            if c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return indexdef[start + 1: i]
-    return None
+    end = matching_paren(indexdef, start)
+    return indexdef[start + 1: end] if end > 0 else None
 
 
 def _unquote_ident(text: str) -> str:

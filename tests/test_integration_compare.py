@@ -616,7 +616,9 @@ def test_ignored_name_in_spec_is_left_alone(dsn, run_sql, tmp_path):
           - {name: tmp_orders_total, table: orders, columns: [total DESC]}
         """)
     plan, _ = plan_for(dsn, spec)
-    assert summary(plan) == [] and plan.drift == ()
+    # not touched, but the contradiction (listed and ignored) is reported, never an extra
+    assert summary(plan) == []
+    assert [(d.kind, d.index) for d in plan.drift] == [("ignored", "tmp_orders_total")]
 
 
 # ---------------------------------------------------------------------------------------------
