@@ -255,7 +255,9 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
     created: dict[int, str] = {}
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute("SET LOCAL lock_timeout = '5s'")
+            if conn.execute("SHOW lock_timeout").fetchone()[0] == "0":
+                # `plan` sets none; apply's own lock timeout (and its retries) prevail
+                conn.execute("SET LOCAL lock_timeout = '5s'")
             conn.execute("SET LOCAL statement_timeout = '60s'")
             for i, d in enumerate(defs):
                 key = (d.schema, d.table)
@@ -273,8 +275,9 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                     raise ReadOnlySession(
                         "the server cannot canonicalize indexes in a read-only session",
                         "plan compares by text alone on a standby") from e
-                except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as e:
-                    # a lock held on the real table, not a refusal of the definition
+                except psycopg.errors.LockNotAvailable:
+                    raise  # a lock held on the real table, not a refusal of the definition
+                except psycopg.errors.QueryCanceled as e:
                     raise DatabaseError(f"could not read table {d.schema}.{d.table} to canonicalize index "
                                         f"{d.name!r}: {(e.diag.message_primary or str(e)).strip()}",
                                         "another session holds a lock on it; try again") from None
@@ -300,6 +303,8 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                                            None, sql)
     except psycopg.errors.ReadOnlySqlTransaction as e:
         raise ReadOnlySession("the server cannot canonicalize indexes in a read-only session") from e
+    except psycopg.errors.LockNotAvailable:
+        raise
     except psycopg.OperationalError as e:
         raise DatabaseError(f"lost the connection while canonicalizing: {e}") from e
     return out

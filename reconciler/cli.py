@@ -323,6 +323,12 @@ def main(argv=None) -> None:
     except BrokenPipeError:
         sys.exit(EXIT_ERROR)
     except Exception as e:  # psycopg and friends: still one line, never a traceback
+        import psycopg
+
+        if isinstance(e, psycopg.errors.LockNotAvailable):
+            _echo_err("error: another session holds a lock on a managed table (lock timeout); nothing changed")
+            _echo_err("hint: try again later")
+            sys.exit(EXIT_ERROR)
         from .catalog import scrub
 
         _echo_err(f"error: {type(e).__name__}: {scrub(str(e)).strip().splitlines()[0] if str(e).strip() else ''}")
