@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -161,9 +162,12 @@ class SpecFile(BaseModel):
 
 @dataclass(frozen=True)
 class Entry:
-    """An IndexSpec with where it came from and its resolved schema."""
+    """An IndexSpec with where it came from and its resolved schema.
 
-    spec: IndexSpec
+    `source` is the IndexSpec, or (a large spec read back from the cache) the dump of one that
+    was validated: the model is then only built when something asks for `spec`."""
+
+    source: "IndexSpec | dict"
     schema: str
     file: str
     line: int
@@ -171,6 +175,21 @@ class Entry:
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @cached_property
+    def spec(self) -> IndexSpec:
+        s = self.source
+        if isinstance(s, IndexSpec):
+            return s
+        return IndexSpec.model_construct(**{**s, "columns": [ColumnSpec.model_construct(**c) for c in s["columns"]]})
+
+    @property
+    def name(self) -> str:
+        return self.source.name if isinstance(self.source, IndexSpec) else self.source["name"]
+
+    @property
+    def table(self) -> str:
+        return self.source.table if isinstance(self.source, IndexSpec) else self.source["table"]
 
 
 @dataclass(frozen=True)
@@ -190,7 +209,7 @@ class Spec:
     def tables(self) -> list[tuple[str, str]]:
         seen: dict[tuple[str, str], None] = {}
         for e in self.entries:
-            seen[(e.schema, e.spec.table)] = None
+            seen[(e.schema, e.table)] = None
         return list(seen)
 
 
@@ -359,11 +378,10 @@ def _suggest_key(path: tuple) -> str:
 
 
 def _rebuild(data: dict) -> SpecFile:
-    """A SpecFile from the dump of one that was validated (no second validation)."""
-    indexes = [IndexSpec.model_construct(**{**e, "columns": [ColumnSpec.model_construct(**c) for c in e["columns"]]})
-               for e in data["indexes"]]
+    """A SpecFile from the dump of one that was validated (no second validation); its indexes
+    stay dumps until an Entry needs the model."""
     return SpecFile.model_construct(version=data["version"], defaults=Defaults.model_construct(**data["defaults"]),
-                                    manage=Manage.model_construct(**data["manage"]), indexes=indexes)
+                                    manage=Manage.model_construct(**data["manage"]), indexes=data["indexes"])
 
 
 def _cached_load(text: str, file: str) -> tuple[SpecFile, dict]:
@@ -379,7 +397,9 @@ def _cached_load(text: str, file: str) -> tuple[SpecFile, dict]:
         except Exception:  # noqa: BLE001 - an entry of another shape is a miss
             pass
     model, lines = load_spec_text(text, file)
-    cache.put("spec", (file, text), (model.model_dump(by_alias=True), lines))
+    dump = model.model_dump(by_alias=True)
+    dump["manage"] = model.manage.model_dump(exclude_unset=True)  # "prune not said" must survive
+    cache.put("spec", (file, text), (dump, lines))
     return model, lines
 
 
@@ -421,12 +441,13 @@ def load_spec(paths: list[str | Path]) -> Spec:
         ignore.extend(g for g in model.manage.ignore if g not in ignore)
         globs.extend(g for g in model.manage.tables if g not in globs)
         for i, ix in enumerate(model.indexes):
-            entries.append(Entry(ix, ix.schema_ or model.defaults.schema_, str(f), lines.get(("indexes", i), 1)))
+            schema = (ix.get("schema") if isinstance(ix, dict) else ix.schema_) or model.defaults.schema_
+            entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1)))
     seen: dict[tuple[str, str], Entry] = {}
     for e in entries:
-        key = (e.schema, e.spec.name)
+        key = (e.schema, e.name)
         if key in seen:
-            raise SpecError(f"{e.where}: index {e.spec.name!r}: name already used at {seen[key].where} "
+            raise SpecError(f"{e.where}: index {e.name!r}: name already used at {seen[key].where} "
                             "(index names are unique per schema)")
         seen[key] = e
     return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs))

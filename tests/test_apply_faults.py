@@ -507,3 +507,46 @@ def test_apply_waits_for_a_build_another_session_is_running(dsn, run_sql, tmp_pa
         assert "REINDEX INDEX CONCURRENTLY public.s_slow_idx" in res.stdout  # the INVALID leftover, rebuilt
     assert invalid_indexes(run_sql, dsn) == []
     assert index_names(run_sql, dsn, "s") == ["s_slow_idx"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+SLOW_DDL = """
+CREATE TABLE slow_t (id int);
+INSERT INTO slow_t SELECT g FROM generate_series(1, 4000) g;
+-- IMMUTABLE by declaration only, so that a build takes seconds: the index has something to interrupt
+CREATE FUNCTION slow_key(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0 FROM pg_sleep(0.002)';
+"""
+
+
+def test_ctrl_c_cancels_the_build_removes_the_leftover_and_exits_1(dsn, run_sql, tmp_path):
+    run_sql(dsn, SLOW_DDL)
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\nindexes:\n"
+                    "  - {name: slow_t_key_idx, table: slow_t, columns: [{expression: slow_key(id)}]}\n")
+    p = subprocess.Popen([*RECONCILER, "apply", "-f", str(spec), "--database", dsn, "--auto-approve"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    # wait until the build is really running on the server, then press Ctrl-C
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if run_sql(dsn, "SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'slow_t'::regclass"):
+            break
+        time.sleep(0.05)
+    else:
+        p.kill()
+        pytest.fail("the build never started")
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 1, (out, err)
+    assert "Interrupted" in out and "0 of 1 change(s) done" in out, out
+    assert "Traceback" not in out + err
+    # the statement was cancelled on the server and its INVALID leftover removed
+    assert not run_sql(dsn, "SELECT 1 FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%' "
+                            "AND pid <> pg_backend_pid()")
+    assert invalid_indexes(run_sql, dsn) == []
+    assert index_names(run_sql, dsn, "slow_t") == []
+    # and the next apply finishes the job
+    assert cli("apply", "-f", str(spec), "--database", dsn, "--auto-approve", timeout=120).returncode == 0
+    assert index_names(run_sql, dsn, "slow_t") == ["slow_t_key_idx"]
