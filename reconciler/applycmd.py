@@ -7,7 +7,6 @@ hazards, a stale saved plan, a transaction-pooling proxy, another apply running.
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 from dataclasses import replace
@@ -20,7 +19,7 @@ from . import catalog
 from .connection import connect, resolve_dsn
 from .engine import check_spec, make_plan
 from .errors import ApplyError, StalePlanError
-from .executor import Executor
+from .executor import Executor, backoff_delay
 from .model import IndexDef, Plan, PlannedChange
 from .normalize import same_definition
 from .planner import Timeouts, build_plan
@@ -28,21 +27,28 @@ from .render import plan_from_file, render_text, summary_line
 from .spec import load_spec
 
 
+def _equivalent_to(conn: psycopg.Connection, desired: IndexDef) -> Callable[[IndexDef], bool]:
+    """`same(live_def)` for one desired definition: text first, the server's own words for
+    `desired` asked at most once (and only when text is unsure)."""
+    server: list[IndexDef | None] = []
+
+    def same(live_def: IndexDef) -> bool:
+        if same_definition(desired, live_def):
+            return True
+        if not server:
+            res = catalog.canonicalize(conn, [desired]).get(0)
+            server.append(res.definition if res is not None else None)
+        return server[0] is not None and same_definition(server[0], live_def)
+
+    return same
+
+
 def find_on_partition(conn: psycopg.Connection) -> Callable:
     def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, tuple[str, str] | None]]:
         snap = catalog.introspect(conn, [(schema, table)])
-        target = replace(desired, schema=schema, table=table, name="")
-        live = [x for x in snap.indexes if x.schema == schema and x.table == table and not x.constraint]
-        out = []
-        unsure = [x for x in live if not same_definition(target, replace(x.definition, name=""))]
-        server = None
-        if unsure:
-            res = catalog.canonicalize(conn, [target]).get(0)
-            server = res.definition if res and res.definition else None
-        for x in live:
-            if same_definition(target, x.definition) or (server is not None and same_definition(server, x.definition)):
-                out.append((x.name, x.valid, x.parent_key))
-        return out
+        same = _equivalent_to(conn, replace(desired, schema=schema, table=table, name=""))
+        return [(x.name, x.valid, x.parent_key) for x in snap.indexes
+                if x.schema == schema and x.table == table and not x.constraint and same(x.definition)]
 
     return find
 
@@ -59,11 +65,8 @@ def verifier(conn: psycopg.Connection) -> Callable[[PlannedChange], str | None]:
             return "index does not exist"
         if not x.valid:
             return "index is not VALID"
-        d = c.desired
-        if not same_definition(d, x.definition):
-            res = catalog.canonicalize(conn, [d]).get(0)
-            if res is None or res.definition is None or not same_definition(res.definition, x.definition):
-                return f"definition differs from the spec: {x.indexdef}"
+        if not _equivalent_to(conn, c.desired)(x.definition):
+            return f"definition differs from the spec: {x.indexdef}"
         return None
 
     return verify
@@ -150,8 +153,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
               confirm: Callable[[str], bool], echo: Callable, color: bool) -> bool:
     dsn = resolve_dsn(database)
     spec = load_spec(files) if files else None
-    if spec is not None:
-        check_spec(spec)  # a bad spec is reported before anything connects
+    desired = check_spec(spec) if spec is not None else None  # a bad spec is reported before connecting
     printer = _Printer(fmt, echo, color and fmt == "text")
     conn = connect(dsn, autocommit=True)
     ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn),
@@ -164,8 +166,9 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
             locked = True
         if plan_file:
             plan, spec = _stale_check(conn, plan_file, timeouts, retries, printer)
+            desired = None
         else:
-            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries)
+            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries, desired)
         blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
         if fmt == "text":
             echo(render_text(plan, color).rstrip())
@@ -189,7 +192,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
             raise e
         _summary(ex, plan, printer)
         # Convergence: a second plan must be empty.
-        again, _ = make_plan(conn, spec, timeouts=timeouts)
+        again, _ = make_plan(conn, spec, timeouts=timeouts, desired=desired)
         if not again.empty:
             printer({"event": "info", "detail": "after apply the database still differs: " + summary_line(again)})
             return False
@@ -217,20 +220,22 @@ def _bounded(conn, timeouts: Timeouts, retries: int, printer, fn: Callable):
                 raise ApplyError(f"cannot read the catalog of the managed tables: {msg} (SQLSTATE 55P03); another "
                                  "session holds a conflicting lock on one of them; nothing changed",
                                  "retry later, or raise --retries/--lock-timeout") from None
-            delay = min(30.0, 0.2 * (2 ** attempt)) * (0.5 + random.random())
+            delay = backoff_delay(attempt)
             attempt += 1
             printer({"event": "retry", "sql": "(planning)", "attempt": attempt + 1, "error": msg,
                      "sleep_s": round(delay, 2)})
             time.sleep(delay)
 
 
-def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: int = 0) -> Plan:
+def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: int = 0,
+                             desired: list[IndexDef] | None = None) -> Plan:
     """Plan; while another backend is still building one of our indexes (say, the build of an
     apply that was killed), wait for it instead of touching it, then plan again."""
     deadline = time.monotonic() + (timeouts.build_ms / 1000 if timeouts.build_ms else 3600)
     reported = False
     while True:
-        plan, _ = _bounded(conn, timeouts, retries, printer, lambda: make_plan(conn, spec, timeouts=timeouts))
+        plan, _ = _bounded(conn, timeouts, retries, printer,
+                           lambda: make_plan(conn, spec, timeouts=timeouts, desired=desired))
         busy = [d for d in plan.drift if d.kind == "being_built"]
         if not busy:
             return plan

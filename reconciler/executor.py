@@ -31,6 +31,11 @@ LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 ADVISORY_KEY = 0x7265636F6E63  # "reconc": one apply per database at a time
 
+def backoff_delay(attempt: int, base: float = 0.2) -> float:
+    """Jittered exponential backoff (pgroll `pkg/db/db.go`): retries of many sessions spread out."""
+    return min(30.0, base * (2 ** attempt)) * (0.5 + random.random())
+
+
 Event = dict
 Emit = Callable[[Event], None]
 
@@ -190,7 +195,7 @@ class Executor:
                         msg += (f"; the INVALID leftover of {op.target} could not be dropped yet (a session holds a "
                                 "lock on the table); the next apply removes it")
                     raise ApplyError(f"{op.sql}: {msg} (SQLSTATE {code})", hint) from None
-                delay = min(30.0, self.backoff_base * (2 ** attempt)) * (0.5 + random.random())
+                delay = backoff_delay(attempt, self.backoff_base)
                 attempt += 1
                 self.emit({"event": "retry", "sql": op.sql, "attempt": attempt + 1, "error": msg,
                            "sleep_s": round(delay, 2)})
