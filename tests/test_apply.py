@@ -17,12 +17,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reconciler.applycmd import find_on_partition, verifier
-from reconciler.diff import temp_name
-from reconciler.engine import make_plan
+from reconciler.app.apply import find_on_partition, verifier
+from reconciler.reconcile.naming import temp_name
+from reconciler.app.engine import make_plan
 from reconciler.errors import ApplyError
-from reconciler.executor import ADVISORY_KEY, Executor
-from reconciler.planner import Timeouts
+from reconciler.run.executor import ADVISORY_KEY, Executor
+from reconciler.reconcile.planner import Timeouts
 from reconciler.spec import load_spec
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reconciler.applycmd import find_on_partition, verifier
-from reconciler.engine import make_plan
+from reconciler.app.apply import find_on_partition, verifier
+from reconciler.app.engine import make_plan
 from reconciler.errors import ApplyError
-from reconciler.executor import Executor
-from reconciler.planner import Timeouts
+from reconciler.run.executor import Executor
+from reconciler.reconcile.planner import Timeouts
 from reconciler.spec import load_spec
 
 RECONCILER = [sys.executable, "-m", "reconciler.cli"]

@@ -5,8 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.diff import diff_indexes, is_leftover, leftover_of, temp_name
-from reconciler.model import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
+from reconciler.reconcile.diff import diff_indexes
+from reconciler.reconcile.naming import is_leftover, leftover_of, temp_name
+from reconciler.core.index import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
 from reconciler.normalize import differences, same_definition
 
 _oids = iter(range(16384, 10**9))

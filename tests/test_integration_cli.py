@@ -23,7 +23,7 @@ import psycopg
 import pytest
 import yaml
 
-from reconciler.connection import split_statements
+from reconciler.normalize import split_statements
 from reconciler.spec import load_spec_text
 
 ROOT = Path(__file__).resolve().parents[1]

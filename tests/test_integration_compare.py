@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import yaml
 
-from reconciler.engine import make_plan
+from reconciler.app.engine import make_plan
 from reconciler.spec import load_spec
 
 TABLE_DDL = """

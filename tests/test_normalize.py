@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SQLFragmentError
-from reconciler.model import IndexDef, KeyPart
+from reconciler.core.index import IndexDef, KeyPart
 from reconciler.normalize import (
     bare_column, canonical, canonical_options, column_references, differences, keypart_from_element,
     normalize_spec, parse_create_index, parse_fragment, same_definition, split_top_level,

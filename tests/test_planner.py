@@ -5,9 +5,10 @@ import re
 
 import pytest
 
-from reconciler.diff import temp_name
-from reconciler.model import Change, IndexDef, KeyPart, LiveIndex, Partition, TableFacts
-from reconciler.planner import Timeouts, build_plan, plan_change
+from reconciler.reconcile.naming import temp_name
+from reconciler.core.index import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
+from reconciler.core.plan import Change
+from reconciler.reconcile.planner import Timeouts, build_plan, plan_change
 
 T = Timeouts(lock_ms=1111, statement_ms=2222, build_ms=3333)
 

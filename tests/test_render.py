@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StalePlanError
-from reconciler.model import Change, Drift, IndexDef, KeyPart, LiveIndex, Partition, TableFacts
-from reconciler.planner import Timeouts, build_plan
+from reconciler.core.index import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
+from reconciler.core.plan import Change, Drift
+from reconciler.reconcile.planner import Timeouts, build_plan
+from reconciler.reconcile.planfile import plan_from_file, plan_to_file
 from reconciler.render import (
-    plan_from_file, plan_to_file, render_drift, render_json, render_markdown, render_sql, render_text, summary_line,
+    render_drift, render_json, render_markdown, render_sql, render_text, summary_line,
 )
 
 GOLDENS = Path(__file__).parent / "goldens"

@@ -1,8 +1,6 @@
-"""Live indexes (or a file of CREATE INDEX statements) → a tidy spec (`reconciler import`).
-
-One job: write IndexDefs back as YAML a person would have written: shorthand columns where they
-fit, long form otherwise, defaults left out. Planning the written spec against the same
-database must show no change, so the texts are the server's own words.
+"""IndexDefs → indexes.yaml a person would have written: shorthand columns where they fit,
+long form otherwise, defaults left out (used by `import`). Planning the written spec against
+the same database must show no change, so the texts are the server's own words.
 """
 from __future__ import annotations
 
@@ -11,15 +9,10 @@ from typing import Iterable
 
 import yaml
 
-from .model import IndexDef, KeyPart, LiveIndex
+from ..core.index import IndexDef, KeyPart
 
 _SHORTHAND_SAFE = re.compile(r"^[^\s()\",:#'\[\]{}&*!|>%@`]+$")
 _KEYWORD_TAIL = re.compile(r"^(asc|desc|nulls|first|last)$", re.I)
-
-
-def importable(x: LiveIndex) -> bool:
-    """Constraint-backed indexes belong to their constraint, partition children to their parent."""
-    return not x.constraint and not x.parent_index
 
 
 def key_entry(k: KeyPart, ordered: bool) -> str | dict:
@@ -99,8 +92,3 @@ def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = 
     doc["indexes"] = entries
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
     return header + text
-
-
-def live_to_spec(indexes: Iterable[LiveIndex], header: str = "") -> str:
-    chosen = sorted((x.definition for x in indexes if importable(x)), key=lambda d: (d.schema, d.table, d.name))
-    return dump_spec(chosen, header)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from .errors import ReconcilerError, SQLFragmentError
-from .model import IndexDef
-from .normalize import canonical_def, column_references, spec_entry_to_def
-from .spec import Spec
+from ..core.index import IndexDef
+from ..errors import ReconcilerError, SQLFragmentError
+from ..normalize import canonical_def, column_references, spec_entry_to_def
+from ..spec import Spec
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
 
 
 def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
-    from . import catalog
+    from ..pg import catalog
+    from ..pg.canonicalize import canonicalize
 
     problems: list[Problem] = []
     snapshot = catalog.introspect(conn, spec.tables)
@@ -108,7 +109,7 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
             to_probe.append((i, d))
     if to_probe:
         try:
-            results = catalog.canonicalize(conn, [d for _, d in to_probe])
+            results = canonicalize(conn, [d for _, d in to_probe])
         except ReconcilerError as err:
             problems.append(Problem("(database)", "*", f"{err.message}; server checks skipped", "warning"))
             results = {}

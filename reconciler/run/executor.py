@@ -24,8 +24,10 @@ from typing import Callable
 
 import psycopg
 
-from .errors import ApplyError
-from .model import IndexDef, Operation, Plan, PlannedChange, qualified, quote_ident
+from ..core.ident import qualified, quote_ident
+from ..core.index import IndexDef
+from ..core.plan import Operation, Plan, PlannedChange
+from ..errors import ApplyError
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .diff import temp_name
-from .model import Change, Hazard, IndexDef, Operation, Plan, PlannedChange, Drift, qualified, quote_ident, quote_literal
+from ..core.ident import qualified, quote_ident, quote_literal
+from ..core.index import IndexDef
+from ..core.plan import Change, Drift, Hazard, Operation, Plan, PlannedChange
+from .naming import temp_name
 
 EXECUTION_ORDER = {"rename": 0, "rebuild": 1, "create": 2, "replace": 3, "drop": 4}
 

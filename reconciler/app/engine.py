@@ -12,17 +12,20 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import psycopg
 
-from . import catalog
-from .catalog import Snapshot
-from .diff import diff_indexes
-from .errors import ReconcilerError
-from .model import Drift, IndexDef, Plan, TableFacts
-from .normalize import differences, normalize_spec, same_definition
-from .planner import Timeouts, build_plan
-from .spec import Spec
+from ..core.index import IndexDef, TableFacts
+from ..core.plan import Drift, Plan
+from ..errors import ReconcilerError
+from ..normalize import differences, normalize_spec, same_definition
+from ..pg import catalog
+from ..pg.canonicalize import ReadOnlySession, canonicalize
+from ..pg.catalog import Snapshot
+from ..reconcile.diff import diff_indexes
+from ..reconcile.planner import Timeouts, build_plan
+from ..spec import Spec, glob_to_regex
 
 
 @dataclass
@@ -62,7 +65,6 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     """`desired` is `normalize_spec(spec)` when the caller already checked the spec offline."""
     if desired is None:
         desired = normalize_spec(spec)
-    from .spec import glob_to_regex
 
     # sizes, scan counts and comments only matter for what changes: read them afterwards
     snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs],
@@ -88,8 +90,8 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     loose = False
     if unsure and use_server:
         try:
-            results = catalog.canonicalize(conn, [desired[i] for i in unsure])
-        except catalog.ReadOnlySession as e:
+            results = canonicalize(conn, [desired[i] for i in unsure])
+        except ReadOnlySession as e:
             warnings.append(f"{e.message}; compared by text alone (casts ignored)")
             loose = True
         else:
@@ -150,8 +152,7 @@ def check_spec(spec: Spec) -> list[IndexDef]:
     """Everything that can be checked without a database (every SQL fragment, volatile
     functions): call it before connecting, so a bad spec is reported as such. The result only
     depends on the files' contents, so a large spec's is kept between runs (`cache`)."""
-    from . import cache
-    from pathlib import Path
+    from ..spec import cache
 
     try:
         parts = tuple(x for f in spec.files for x in (f, Path(f).read_text()))
@@ -172,4 +173,3 @@ def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Time
     plan = build_plan(cmp.changes, cmp.drift, timeouts=timeouts, fingerprint=fingerprint(cmp.snapshot),
                       warnings=tuple(cmp.warnings))
     return plan, cmp
-

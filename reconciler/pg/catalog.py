@@ -8,7 +8,6 @@ This module must not change anything that outlives its transaction.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Iterable
@@ -16,13 +15,17 @@ from typing import Iterable
 import psycopg
 from psycopg.rows import dict_row
 
-from .errors import DatabaseError
-from .model import IndexDef, KeyPart, LiveIndex, Partition, qualified
-from .normalize import canonical_options, matching_paren, parse_key_suffix, split_top_level
+from ..core.index import IndexDef, KeyPart, LiveIndex, Partition
+from ..normalize import (
+    canonical_options,
+    matching_paren,
+    parse_key_suffix,
+    split_top_level,
+)
 
 
 def _sql(name: str) -> str:
-    return resources.files("reconciler").joinpath("sql", name).read_text()
+    return resources.files("reconciler.pg").joinpath("sql", name).read_text()
 
 
 @dataclass(frozen=True)
@@ -219,100 +222,3 @@ def _unquote_ident(text: str) -> str:
     if text.startswith('"') and text.endswith('"'):
         return text[1:-1].replace('""', '"')
     return text
-
-
-# ---------------------------------------------------------------------------------------------
-# The server as an oracle
-
-
-class ReadOnlySession(DatabaseError):
-    """The session cannot create even a temporary table (hot standby, read-only role)."""
-
-
-@dataclass(frozen=True)
-class Canonicalized:
-    """Result of asking the server: the definition in its own words, or its error."""
-
-    definition: IndexDef | None
-    error: str | None = None
-    sql: str = ""
-
-
-def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Canonicalized]:
-    """Ask PostgreSQL to print each definition in its own words.
-
-    Inside one transaction that is always rolled back: for each table a
-    ``CREATE TEMP TABLE (LIKE table)`` (same column names, types and collations), then each
-    index on it, each under its own savepoint so that one refusal (a non-IMMUTABLE function, an
-    unknown operator class) does not hide the others. Returns {position in defs: result}.
-    Raises DatabaseError when the session cannot write at all (hot standby, READ ONLY role).
-    """
-    out: dict[int, Canonicalized] = {}
-    if not defs:
-        return out
-    version = server_version(conn)
-    temp_for: dict[tuple[str, str], str] = {}
-    created: dict[int, str] = {}
-    try:
-        with conn.transaction(force_rollback=True):
-            if conn.execute("SHOW lock_timeout").fetchone()[0] == "0":
-                # `plan` sets none; apply's own lock timeout (and its retries) prevail
-                conn.execute("SET LOCAL lock_timeout = '5s'")
-            conn.execute("SET LOCAL statement_timeout = '60s'")
-            for i, d in enumerate(defs):
-                key = (d.schema, d.table)
-                try:
-                    with conn.transaction():
-                        if key not in temp_for:
-                            temp = f"rc_probe_t{len(temp_for)}"
-                            conn.execute(f"CREATE TEMP TABLE {temp} (LIKE {qualified(*key)})")
-                            temp_for[key] = temp
-                        real_sql = d.create_sql(concurrently=False, name=f"rc_probe_{i}",
-                                                table=f"pg_temp.{temp_for[key]}", with_tablespace=False)
-                        conn.execute(real_sql)
-                        created[i] = real_sql
-                except psycopg.errors.ReadOnlySqlTransaction as e:
-                    raise ReadOnlySession(
-                        "the server cannot canonicalize indexes in a read-only session",
-                        "plan compares by text alone on a standby") from e
-                except psycopg.errors.LockNotAvailable:
-                    raise  # a lock held on the real table, not a refusal of the definition
-                except psycopg.errors.QueryCanceled as e:
-                    raise DatabaseError(f"could not read table {d.schema}.{d.table} to canonicalize index "
-                                        f"{d.name!r}: {(e.diag.message_primary or str(e)).strip()}",
-                                        "another session holds a lock on it; try again") from None
-                except psycopg.Error as e:
-                    msg = (e.diag.message_primary or str(e)).strip()
-                    out[i] = Canonicalized(None, msg, d.create_sql(concurrently=False))
-            if created:
-                with conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute("SELECT c.oid FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() "
-                                "AND c.relname = ANY(%s)", ([t for t in temp_for.values()],))
-                    oids = [r["oid"] for r in cur.fetchall()]
-                    rows = read_index_rows(cur, oids, version)
-                by_name = {r["name"]: r for r in rows}
-                for i, sql in created.items():
-                    r = by_name.get(f"rc_probe_{i}")
-                    if r is None:
-                        out[i] = Canonicalized(None, "the server did not keep the probe index", sql)
-                        continue
-                    d = defs[i]
-                    got = index_def_from_row(r)
-                    out[i] = Canonicalized(replace(got, schema=d.schema, table=d.table, name=d.name,
-                                                   options=d.options, tablespace=d.tablespace, comment=d.comment),
-                                           None, sql)
-    except psycopg.errors.ReadOnlySqlTransaction as e:
-        raise ReadOnlySession("the server cannot canonicalize indexes in a read-only session") from e
-    except psycopg.errors.LockNotAvailable:
-        raise
-    except psycopg.OperationalError as e:
-        raise DatabaseError(f"lost the connection while canonicalizing: {e}") from e
-    return out
-
-
-_PASSWORD = re.compile(r"(password\s*=\s*)\S+|(://[^:/@]*:)[^@]*(@)", re.I)
-
-
-def scrub(text: str) -> str:
-    """Remove any password from a message or DSN before it is shown."""
-    return _PASSWORD.sub(lambda m: (m.group(1) + "***") if m.group(1) else (m.group(2) + "***" + m.group(3)), text)

@@ -1,163 +1,22 @@
-"""indexes.yaml text → a validated `SpecFile`, with every error pointing at file:line and field.
-
-One job: the *shape* of the spec (YAML syntax, keys, types, names ≤ 63 bytes, duplicates).
-SQL fragments are checked by `normalize`, the database by `validate`. The pydantic models here
-are also the source of `reconciler schema` (JSON Schema for editors).
-This module must not import sqlglot or psycopg.
+"""indexes.yaml text → a merged `Spec` whose entries know their file:line; every error names
+file, line and key. YAML is read with line marks (libyaml when present). Must not import
+sqlglot or psycopg.
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
-from .errors import SpecError
-
-NAME_MAX_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
-
-
-class ColumnSpec(BaseModel):
-    """One key column in the long form: exactly one of `column` or `expression`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    column: str | None = Field(None, description="column name, taken literally (case kept)")
-    expression: str | None = Field(None, description="SQL expression (SQL rules: quote \"camelCase\")")
-    order: Literal["asc", "desc"] | None = None
-    nulls: Literal["first", "last"] | None = None
-    opclass: str | None = Field(None, description="operator class, e.g. text_pattern_ops, gin_trgm_ops")
-    collation: str | None = Field(None, description="collation name, e.g. C")
-
-    @field_validator("order", "nulls", mode="before")
-    @classmethod
-    def _lower(cls, v: Any) -> Any:
-        return v.lower() if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _one_of(self) -> "ColumnSpec":
-        if (self.column is None) == (self.expression is None):
-            raise ValueError("give exactly one of 'column' or 'expression'")
-        for field_name in ("column", "expression"):
-            v = getattr(self, field_name)
-            if v is not None and not v.strip():
-                raise ValueError(f"'{field_name}' is empty")
-        return self
-
-
-_SHORTHAND = re.compile(r"^\s*(?P<name>.+?)(?:\s+(?P<order>ASC|DESC))?(?:\s+NULLS\s+(?P<nulls>FIRST|LAST))?\s*$",
-                        re.I | re.S)
-
-
-def parse_shorthand(text: str) -> ColumnSpec:
-    """``createdAt DESC NULLS LAST`` → ColumnSpec(column='createdAt', order='desc', nulls='last')."""
-    m = _SHORTHAND.match(text)
-    if not m or not m.group("name").strip():
-        raise ValueError(f"cannot read column {text!r}; write NAME [ASC|DESC] [NULLS FIRST|LAST]")
-    name = m.group("name").strip()
-    if name.startswith('"') and name.endswith('"') and len(name) > 1:
-        name = name[1:-1].replace('""', '"')
-    elif re.search(r"[()\s,:]", name):
-        raise ValueError(f"{text!r} is not a column name; use '- expression: {name}' for an expression")
-    # Every field was checked just above: skip pydantic's validation (a 12,000-entry spec has
-    # twice as many columns, and model_validate would be a third of the load time).
-    return ColumnSpec.model_construct(column=name, expression=None, order=(m.group("order") or "").lower() or None,
-                                      nulls=(m.group("nulls") or "").lower() or None, opclass=None, collation=None)
-
-
-OptionValue = Union[bool, int, float, str]
-
-
-class IndexSpec(BaseModel):
-    """One index the spec wants."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    name: str = Field(description="index name (≤ 63 bytes), taken literally")
-    table: str = Field(description="table or materialized view, taken literally (case kept)")
-    schema_: str | None = Field(None, alias="schema", description="defaults to defaults.schema")
-    columns: list[Union[str, ColumnSpec]] = Field(min_length=1, description="key columns, in order")
-    unique: bool = False
-    include: list[str] = Field(default_factory=list, description="INCLUDE columns (covering index)")
-    where: str | None = Field(None, description="partial index predicate, SQL")
-    using: str = Field("btree", description="access method: btree|hash|gin|gist|brin|spgist")
-    nulls_not_distinct: bool = False
-    with_: dict[str, OptionValue] = Field(default_factory=dict, alias="with", description="storage options")
-    tablespace: str | None = None
-    comment: str | None = None
-
-    @field_validator("name", "table")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        if not v or not v.strip():
-            raise ValueError("must not be empty")
-        if len(v.encode()) > NAME_MAX_BYTES:
-            raise ValueError(f"{v!r} is {len(v.encode())} bytes; PostgreSQL names are at most "
-                             f"{NAME_MAX_BYTES} bytes (longer ones are silently truncated)")
-        return v
-
-    @field_validator("using", mode="before")
-    @classmethod
-    def _method(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = v.strip().lower()
-            if not re.fullmatch(r"[a-z_][a-z0-9_]*", v):
-                raise ValueError(f"{v!r} is not an access method name")
-        return v
-
-    @field_validator("columns", mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [parse_shorthand(c) if isinstance(c, str) else c for c in v]
-        return v
-
-    @field_validator("where")
-    @classmethod
-    def _where(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("empty predicate; leave 'where' out for a full index")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "IndexSpec":
-        if self.nulls_not_distinct and not self.unique:
-            raise ValueError("nulls_not_distinct needs unique: true")
-        return self
-
-    @property
-    def key_columns(self) -> list[ColumnSpec]:
-        return [c if isinstance(c, ColumnSpec) else parse_shorthand(c) for c in self.columns]
-
-
-class Defaults(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_: str = Field("public", alias="schema")
-
-
-class Manage(BaseModel):
-    """Which live indexes the spec owns."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    prune: bool = Field(False, description="drop indexes on managed tables that the spec does not list")
-    ignore: list[str] = Field(default_factory=list, description="index-name globs never touched nor reported")
-    tables: list[str] = Field(default_factory=list, description="more managed tables, as 'schema.table' globs "
-                              "(e.g. 'public.*'): managed even when no entry names them, so prune can empty them")
-
-
-class SpecFile(BaseModel):
-    """The whole of indexes.yaml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    version: Literal[1] = 1
-    defaults: Defaults = Field(default_factory=Defaults)
-    manage: Manage = Field(default_factory=Manage)
-    indexes: list[IndexSpec] = Field(default_factory=list)
+from ..errors import SpecError
+from .models import ColumnSpec, Defaults, IndexSpec, Manage, SpecFile
 
 
 @dataclass(frozen=True)
@@ -368,7 +227,6 @@ _KNOWN_KEYS = {
 
 
 def _suggest_key(path: tuple) -> str:
-    import difflib
 
     key = str(path[-1])
     pool = _KNOWN_KEYS["top"] if len(path) == 1 else _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
@@ -460,11 +318,3 @@ def glob_to_regex(glob: str) -> str:
         glob = "*." + glob
     out = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
     return "^" + out + "$"
-
-
-def json_schema() -> dict:
-    """JSON Schema of indexes.yaml, for editors (yaml-language-server)."""
-    schema = SpecFile.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "reconciler indexes.yaml"
-    return schema

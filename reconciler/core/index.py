@@ -1,65 +1,13 @@
-"""Frozen value types shared by every stage: what an index *is*, what changes, what runs.
-
-- `KeyPart`, `IndexDef`: the canonical definition of an index. Equality is semantic equality
-  and nothing else: the name, the SQL text to print and the comment are carried along but
-  never compared (``field(compare=False)``).
-- `LiveIndex`: an `IndexDef` plus the catalog facts that are not part of the definition
-  (oid, validity, owning constraint, partition links, size, usage).
-- `Change` (what must happen, with human reasons) and `Operation` (one executable statement,
-  with its timeouts), gathered into a `Plan`.
-
-No I/O and no parsing here; plain dataclasses so that a plan of 10,000 indexes stays cheap.
+"""What an index *is*: `KeyPart`, `IndexDef` (semantic equality and nothing else), `LiveIndex`
+(the definition plus catalog facts), and the table facts the planner needs (`Partition`,
+`TableFacts`). Plain frozen dataclasses so that 10,000 indexes stay cheap; no I/O.
 """
 from __future__ import annotations
 
 import hashlib
-import re
-from functools import lru_cache
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-ACTIONS = ("create", "drop", "replace", "rename", "rebuild")
-PLAN_FORMAT_VERSION = 1
-
-
-_PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
-
-
-@lru_cache(maxsize=65536)
-def quote_ident(name: str) -> str:
-    """Quote an identifier the way PostgreSQL's quote_ident() does (only when needed)."""
-    if _PLAIN_IDENT.fullmatch(name) and name.upper() not in _RESERVED:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-# Keywords PostgreSQL's quote_ident() quotes (reserved and type/function-name keywords): a
-# column named like one of them must be quoted in generated DDL.
-_RESERVED = frozenset(
-    """ALL ANALYSE ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC AUTHORIZATION BETWEEN BIGINT BINARY BIT
-    BOOLEAN BOTH CASE CAST CHAR CHARACTER CHECK COALESCE COLLATE COLLATION COLUMN CONCURRENTLY
-    CONSTRAINT CREATE CROSS CURRENT_CATALOG CURRENT_DATE CURRENT_ROLE CURRENT_SCHEMA CURRENT_TIME
-    CURRENT_TIMESTAMP CURRENT_USER DEC DECIMAL DEFAULT DEFERRABLE DESC DISTINCT DO ELSE END EXCEPT
-    EXISTS EXTRACT FALSE FETCH FLOAT FOR FOREIGN FREEZE FROM FULL GRANT GREATEST GROUP GROUPING
-    HAVING ILIKE IN INITIALLY INNER INOUT INT INTEGER INTERSECT INTERVAL INTO IS ISNULL JOIN
-    JSON JSON_ARRAY JSON_ARRAYAGG JSON_EXISTS JSON_OBJECT JSON_OBJECTAGG JSON_QUERY JSON_SCALAR
-    JSON_SERIALIZE JSON_TABLE JSON_VALUE LATERAL LEADING LEAST LEFT LIKE LIMIT LOCALTIME
-    LOCALTIMESTAMP MERGE_ACTION NATIONAL NATURAL NCHAR NONE NORMALIZE NOT NOTNULL NULL NULLIF
-    NUMERIC OFFSET ON ONLY OR ORDER OUT OUTER OVERLAPS OVERLAY PLACING POSITION PRECISION PRIMARY
-    REAL REFERENCES RETURNING RIGHT ROW SELECT SESSION_USER SETOF SIMILAR SMALLINT SOME SUBSTRING
-    SYMMETRIC SYSTEM_USER TABLE TABLESAMPLE THEN TIME TIMESTAMP TO TRAILING TREAT TRIM TRUE UNION
-    UNIQUE USER USING VALUES VARCHAR VARIADIC VERBOSE WHEN WHERE WINDOW WITH XMLATTRIBUTES
-    XMLCONCAT XMLELEMENT XMLEXISTS XMLFOREST XMLNAMESPACES XMLPARSE XMLPI XMLROOT XMLSERIALIZE
-    XMLTABLE""".split()
-)
+from .ident import qualified, quote_ident
 
 
 @dataclass(frozen=True)
@@ -253,38 +201,6 @@ class LiveIndex:
 
 
 @dataclass(frozen=True)
-class Hazard:
-    """Something a reviewer should know before approving. `code` is stable: users type it in
-    --allow-hazard. `blocking` hazards stop `apply` unless allowed."""
-
-    code: str
-    message: str
-    blocking: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "blocking": self.blocking}
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One statement to run, on its own autocommit round trip, with its own timeouts."""
-
-    sql: str
-    kind: str                       # build | drop | rename | reindex | attach | analyze | comment | check
-    lock_timeout_ms: int | None = None
-    statement_timeout_ms: int | None = None
-    concurrent: bool = False
-    target: str | None = None       # index name this statement produces or touches
-    table: str | None = None        # qualified table, for progress reporting
-    parent: str | None = None       # partition steps: the qualified parent table
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"sql": self.sql, "kind": self.kind, "lock_timeout_ms": self.lock_timeout_ms,
-                "statement_timeout_ms": self.statement_timeout_ms, "concurrent": self.concurrent,
-                "target": self.target, "table": self.table, "parent": self.parent}
-
-
-@dataclass(frozen=True)
 class Partition:
     """One table under a partitioned table: `leaf` holds rows, otherwise it is partitioned too."""
 
@@ -311,59 +227,3 @@ class TableFacts:
     rows: int = 0
     bytes: int = 0
     partitions: tuple[Partition, ...] = ()        # every table below a partitioned one, parents first
-
-
-@dataclass(frozen=True)
-class Change:
-    """What must happen to one index, and why. `desired` is None for a drop; `live` is None for
-    a create."""
-
-    action: str
-    schema: str
-    table: str
-    index: str
-    reasons: tuple[str, ...] = ()
-    desired: IndexDef | None = None
-    live: LiveIndex | None = None
-    old_name: str | None = None            # rename / replace of an index under another name
-    table_facts: TableFacts = field(default_factory=TableFacts)
-
-    @property
-    def partitions(self) -> tuple[Partition, ...]:
-        return self.table_facts.partitions
-
-    def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
-            raise ValueError(f"unknown action {self.action!r}")
-
-
-@dataclass(frozen=True)
-class PlannedChange:
-    change: Change
-    operations: tuple[Operation, ...]
-    hazards: tuple[Hazard, ...] = ()
-
-
-@dataclass(frozen=True)
-class Drift:
-    """A difference `drift` reports that is not a change of the plan (an extra index kept
-    because prune is off, a constraint-backed index that differs from the spec)."""
-
-    kind: str                # extra | constraint | being_built
-    schema: str
-    table: str
-    index: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    changes: tuple[PlannedChange, ...]
-    fingerprint: str = ""
-    drift: tuple[Drift, ...] = ()
-    warnings: tuple[str, ...] = ()
-    format_version: int = PLAN_FORMAT_VERSION
-
-    @property
-    def empty(self) -> bool:
-        return not self.changes

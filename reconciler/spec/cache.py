@@ -21,13 +21,14 @@ _MISS = object()
 def _path(kind: str, parts: tuple[str, ...]) -> Path | None:
     if os.environ.get("RECONCILER_NO_CACHE") or sum(len(p) for p in parts) < MIN_BYTES:
         return None
+    from importlib.metadata import version
+
     import pydantic
-    import sqlglot
     import yaml
 
-    from . import __version__
+    from .. import __version__
 
-    versions = (__version__, pydantic.VERSION, yaml.__version__, sqlglot.__version__)
+    versions = (__version__, pydantic.VERSION, yaml.__version__, version("sqlglot"))
     key = hashlib.sha256("\0".join(versions + (kind,) + parts).encode()).hexdigest()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reconciler"
     return base / f"{kind}-{key[:32]}.pickle"

@@ -15,16 +15,19 @@ from typing import Callable
 
 import psycopg
 
-from . import catalog
-from .connection import connect, resolve_dsn
+from ..core.index import IndexDef
+from ..core.plan import Plan, PlannedChange
+from ..errors import ApplyError, StalePlanError
+from ..normalize import same_definition
+from ..pg import catalog
+from ..pg.canonicalize import canonicalize
+from ..pg.connection import connect, resolve_dsn
+from ..reconcile.planfile import plan_from_file
+from ..reconcile.planner import Timeouts, build_plan
+from ..render import render_text, summary_line
+from ..run.executor import Executor, backoff_delay
+from ..spec import load_spec
 from .engine import check_spec, make_plan
-from .errors import ApplyError, StalePlanError
-from .executor import Executor, backoff_delay
-from .model import IndexDef, Plan, PlannedChange
-from .normalize import same_definition
-from .planner import Timeouts, build_plan
-from .render import plan_from_file, render_text, summary_line
-from .spec import load_spec
 
 
 def _equivalent_to(conn: psycopg.Connection, desired: IndexDef) -> Callable[[IndexDef], bool]:
@@ -36,7 +39,7 @@ def _equivalent_to(conn: psycopg.Connection, desired: IndexDef) -> Callable[[Ind
         if same_definition(desired, live_def):
             return True
         if not server:
-            res = catalog.canonicalize(conn, [desired]).get(0)
+            res = canonicalize(conn, [desired]).get(0)
             server.append(res.definition if res is not None else None)
         return server[0] is not None and same_definition(server[0], live_def)
 

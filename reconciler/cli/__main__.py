@@ -1,0 +1,4 @@
+"""`python -m reconciler.cli`."""
+from .main import main
+
+main()

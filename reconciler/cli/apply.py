@@ -1,0 +1,51 @@
+"""`apply`: carry out the plan with CREATE/DROP INDEX CONCURRENTLY."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .group import cli
+from .options import (
+    CONNECTION_HELP,
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    _color,
+    _confirm,
+    _duration_ms,
+    _files,
+    _spec_option,
+    _timeouts,
+)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_spec_option
+@click.option("-d", "--database", help=CONNECTION_HELP)
+@click.option("--plan", "plan_file", type=click.Path(), help="apply a plan saved by `plan --out` (refused if stale)")
+@click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
+@click.option("--dry-run", is_flag=True, help="print the statements, run nothing")
+@click.option("--lock-timeout", default="3s", show_default=True, help="lock wait per statement and try")
+@click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
+@click.option("--build-timeout", default="0", show_default=True,
+              help="limit for one concurrent build, including waiting for old transactions (0: none)")
+@click.option("--retries", default=5, show_default=True, help="retries of a statement after a lock timeout")
+@click.option("--allow-hazard", "allowed", multiple=True, help="allow a blocking hazard code (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="event log format")
+@click.option("--wait-for-lock", default="0", show_default=True,
+              help="how long to wait when another apply runs (0: exit 1 at once)")
+def apply(files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,
+          retries, allowed, fmt, wait_for_lock):
+    """Carry out the plan with CREATE/DROP INDEX CONCURRENTLY. Exit 0 when the database then
+    matches the spec."""
+    from ..app.apply import run_apply
+
+    ok = run_apply(files=_files(files) if not plan_file or files else [], database=database, plan_file=plan_file,
+                   auto_approve=auto_approve, dry_run=dry_run,
+                   timeouts=_timeouts(lock_timeout, statement_timeout, build_timeout), retries=retries,
+                   allowed=set(allowed), fmt=fmt, wait_for_lock=_duration_ms(wait_for_lock, "--wait-for-lock"),
+                   confirm=_confirm, echo=click.echo, color=_color(sys.stdout))
+    if not ok:
+        sys.exit(EXIT_ERROR)
+

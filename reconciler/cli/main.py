@@ -1,0 +1,56 @@
+"""Entry point: the command group with every command registered, and the one place errors
+become exit codes and one-line messages."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import ReconcilerError
+from . import apply, importcmd, plan, schema, validate  # noqa: F401 - each registers its command
+from .group import cli
+from .options import EXIT_ERROR, EXIT_OK, _echo_err
+
+__all__ = ["cli", "main"]
+
+
+def main(argv=None) -> None:
+    """Entry point: run the group, print one line per error, never a traceback."""
+    try:
+        rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        _echo_err("aborted")
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as e:
+        _echo_err(f"error: {e.format_message()}")
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            _echo_err(f"hint: see `{e.ctx.command_path} --help`")
+        sys.exit(EXIT_ERROR)
+    except ReconcilerError as e:
+        _echo_err(f"error: {e.message}")
+        if e.hint:
+            _echo_err(f"hint: {e.hint}")
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        _echo_err("interrupted")
+        sys.exit(EXIT_ERROR)
+    except BrokenPipeError:
+        sys.exit(EXIT_ERROR)
+    except Exception as e:  # psycopg and friends: still one line, never a traceback
+        import psycopg
+
+        if isinstance(e, psycopg.errors.LockNotAvailable):
+            _echo_err("error: another session holds a lock on a managed table (lock timeout); nothing changed")
+            _echo_err("hint: try again later")
+            sys.exit(EXIT_ERROR)
+        from ..core.redact import scrub
+
+        _echo_err(f"error: {type(e).__name__}: {scrub(str(e)).strip().splitlines()[0] if str(e).strip() else ''}")
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        sys.exit(EXIT_ERROR)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+

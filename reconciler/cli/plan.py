@@ -1,0 +1,73 @@
+"""`plan` and `drift`: compare the spec with the live catalog (read-only)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .group import cli
+from .options import (
+    EXIT_CHANGES,
+    EXIT_CODES_HELP,
+    _color,
+    _connection,
+    _db_options,
+    _files,
+    _spec_option,
+    _timeouts,
+    load_spec_files,
+)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_spec_option
+@_db_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "sql"]), default="text",
+              show_default=True)
+@click.option("--out", type=click.Path(), help="also save the plan to this file, for `apply --plan`")
+@click.option("--detailed-exitcode", is_flag=True, help="exit 2 when there are changes, 0 when in sync")
+@click.option("--lock-timeout", default="3s", show_default=True, help="per-statement lock wait (e.g. 3s, 500ms)")
+@click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
+@click.option("--build-timeout", default="0", show_default=True, help="limit for one concurrent build (0: none)")
+def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout, statement_timeout, build_timeout):
+    """Show what apply would change (read-only)."""
+    from ..app.engine import check_spec, make_plan
+    from ..reconcile.planfile import plan_to_file
+    from ..render import render_json, render_markdown, render_sql, render_text
+    from ..spec import load_spec
+
+    spec = load_spec(_files(files))
+    desired = check_spec(spec)
+    timeouts = _timeouts(lock_timeout, statement_timeout, build_timeout)
+    with _connection(database, schema_sql) as (conn, _):
+        the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts, desired=desired)
+    renderers = {"text": lambda p: render_text(p, _color(sys.stdout)), "json": render_json,
+                 "markdown": render_markdown, "sql": render_sql}
+    click.echo(renderers[fmt](the_plan), nl=False)
+    if out:
+        Path(out).write_text(plan_to_file(the_plan, spec.files))
+        if fmt == "text":
+            click.echo(f"Saved the plan to {out}; run `reconciler apply --plan {out}`.")
+    if detailed_exitcode and not the_plan.empty:
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_spec_option
+@_db_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def drift(files, database, schema_sql, fmt):
+    """Report every difference on managed tables (for cron). Exit 2 when anything differs."""
+    from ..app.engine import check_spec, make_plan
+    from ..render import render_drift
+
+    spec = load_spec_files(files)
+    desired = check_spec(spec)
+    with _connection(database, schema_sql) as (conn, _):
+        the_plan, _cmp = make_plan(conn, spec, desired=desired)
+    click.echo(render_drift(the_plan, fmt), nl=False)
+    if not the_plan.empty or any(d.kind != "ignored" for d in the_plan.drift):
+        sys.exit(EXIT_CHANGES)
+
+

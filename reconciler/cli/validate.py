@@ -1,0 +1,45 @@
+"""`validate`: every problem of a spec, offline and against a database."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .group import cli
+from .options import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    _connection,
+    _db_options,
+    _spec_option,
+    load_spec_files,
+)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_spec_option
+@_db_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def validate(files, database, schema_sql, fmt):
+    """Check a spec: offline always; against a database with --database / --schema-sql."""
+    from ..app import validate as v
+
+    spec = load_spec_files(files)
+    problems, defs = v.offline(spec)
+    if database or schema_sql:
+        with _connection(database, schema_sql) as (conn, _):
+            problems += v.online(spec, defs, conn)
+    errors = [p for p in problems if p.severity == "error"]
+    if fmt == "json":
+        click.echo(json.dumps({"valid": not errors, "problems": [p.__dict__ for p in problems]}, indent=2))
+    else:
+        for p in problems:
+            click.echo(p.line(), err=p.severity == "error")
+        if not errors:
+            click.echo(f"{len(spec.entries)} index(es) in {len(spec.files)} file(s): valid"
+                       + (f" ({len(problems)} warning(s))" if problems else "") + ".")
+    if errors:
+        sys.exit(EXIT_ERROR)
+
+

@@ -1,0 +1,39 @@
+"""The only sqlglot importer. SQL fragments → canonical comparison keys, and CREATE INDEX text → `IndexDef`.
+
+One job: decide, from text alone, whether two spellings of an expression, a predicate or a
+whole index are the same. Everything here is pure (no database). The rules are a tuple of
+small functions over sqlglot trees, applied in order, each with a docstring and an example
+(the shape of sqlglot's own optimizer, `sqlglot/optimizer/optimizer.py`):
+
+- STRICT_RULES only rewrite what PostgreSQL itself treats as identical (parentheses, identifier
+  case folding, `IN (...)` vs `= ANY (ARRAY[...])`, `BETWEEN`, operand order of AND/OR). Two
+  fragments with equal strict keys are the same; unequal keys are *unsure* (a cast PostgreSQL
+  added may be the only difference) and the caller asks the server (`pg.canonicalize`).
+- LOOSE_RULES add cast stripping: used only when no server can be asked (offline `validate`,
+  read-only replicas), and the caller says so.
+
+This module must not import psycopg nor know about connections.
+"""
+from __future__ import annotations
+
+from .compare import canonical_def, canonical_options, differences, same_definition
+from .ddl import (
+                  keypart_from_element,
+                  matching_paren,
+                  parse_create_index,
+                  parse_key_suffix,
+                  split_key_element,
+                  split_top_level,
+                  unquote,
+)
+from .fragments import column_references, parse_fragment, volatile_functions
+from .from_spec import normalize_spec, spec_entry_to_def
+from .rules import LOOSE_RULES, STRICT_RULES, bare_column, canonical
+from .script import split_statements
+
+__all__ = ["LOOSE_RULES", "STRICT_RULES", "bare_column", "canonical", "canonical_def", "canonical_options",
+           "column_references", "differences", "keypart_from_element", "matching_paren", "normalize_spec",
+           "parse_create_index", "parse_fragment", "parse_key_suffix", "same_definition", "spec_entry_to_def",
+           "split_key_element", "split_statements", "split_top_level", "unquote", "volatile_functions"]
+
+

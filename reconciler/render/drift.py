@@ -1,0 +1,30 @@
+"""Plan → the drift report (`drift`): every difference on managed tables."""
+from __future__ import annotations
+
+import json
+
+from ..core.plan import PLAN_FORMAT_VERSION, Plan
+
+
+def render_drift(plan: Plan, fmt: str = "text") -> str:
+    """Every difference on managed tables: the plan's changes plus what it leaves alone."""
+    items = []
+    for pc in plan.changes:
+        c = pc.change
+        kind = {"create": "missing", "replace": "changed", "rebuild": "invalid", "rename": "renamed",
+                "drop": "extra"}[c.action]
+        items.append({"kind": kind, "schema": c.schema, "table": c.table, "index": c.index,
+                      "detail": "; ".join(c.reasons)})
+    for d in plan.drift:
+        if d.kind == "ignored" or any(i["kind"] == "extra" and i["index"] == d.index and i["schema"] == d.schema
+                                      for i in items):
+            continue
+        items.append({"kind": d.kind, "schema": d.schema, "table": d.table, "index": d.index, "detail": d.message})
+    items.sort(key=lambda i: (i["schema"], i["table"], i["index"]))
+    if fmt == "json":
+        return json.dumps({"format_version": PLAN_FORMAT_VERSION, "in_sync": not items, "drift": items},
+                          indent=2, ensure_ascii=False) + "\n"
+    if not items:
+        return "No drift: the managed indexes match the spec.\n"
+    lines = [f"{i['kind']:<11} {i['schema']}.{i['index']} on {i['table']}: {i['detail']}" for i in items]
+    return "\n".join(lines) + f"\n{len(items)} difference(s).\n"

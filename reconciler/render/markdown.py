@@ -1,0 +1,35 @@
+"""Plan → markdown for a pull-request comment."""
+from __future__ import annotations
+
+from ..core.plan import Plan
+from .common import SYMBOL, _not_changed, summary_line
+from .sql import render_sql
+
+
+def render_markdown(plan: Plan) -> str:
+    out = ["### reconciler plan", "", f"**{summary_line(plan)}**", ""]
+    for w in plan.warnings:
+        out += [f"> :warning: {w}", ""]  # the blank line ends the quote: a table after it stays a table
+    if plan.changes:
+        out += ["| | action | index | table | reasons |", "|---|---|---|---|---|"]
+        for pc in plan.changes:
+            c = pc.change
+            reasons = "<br>".join(r.replace("|", "\\|") for r in c.reasons)
+            name = f"`{c.old_name}` → `{c.index}`" if c.action == "rename" else f"`{c.index}`"
+            out.append(f"| `{SYMBOL[c.action]}` | {c.action} | {name} | `{c.schema}.{c.table}` | {reasons} |")
+        out.append("")
+        hazards = [(pc.change.index, h) for pc in plan.changes for h in pc.hazards]
+        if hazards:
+            out.append("<details><summary>Hazards</summary>\n")
+            for name, h in hazards:
+                out.append(f"- **{h.code}**{' (blocking)' if h.blocking else ''} `{name}`: {h.message}")
+            out.append("\n</details>\n")
+        out.append("<details><summary>SQL</summary>\n\n```sql")
+        out.append(render_sql(plan).rstrip())
+        out.append("```\n</details>")
+    kept = _not_changed(plan)
+    drift = [d for d in kept if d.kind != "extra"] + [d for d in kept if d.kind == "extra"]
+    if drift:
+        out += ["", "Not changed by this plan:", ""]
+        out += [f"- `{d.schema}.{d.index}` on `{d.table}`: {d.message}" for d in drift]
+    return "\n".join(out) + "\n"

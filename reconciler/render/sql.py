@@ -1,0 +1,51 @@
+"""Plan → a SQL script for psql (autocommit, one statement at a time)."""
+from __future__ import annotations
+
+import hashlib
+
+from ..core.ident import qualified
+from ..core.plan import Plan
+from .common import _title, summary_line
+
+
+def render_sql(plan: Plan) -> str:
+    out = ["-- reconciler plan: run with psql in autocommit, one statement at a time",
+           "-- (CONCURRENTLY cannot run in a transaction block; partition steps use psql's \\gset).",
+           "-- " + summary_line(plan), ""]
+    for pc in plan.changes:
+        c = pc.change
+        out.append(f"-- {c.action} {_title(c)}")
+        for r in c.reasons:
+            out.append(f"--   {r}")
+        for op in pc.operations:
+            if op.kind == "check_unique":
+                out.append(f"-- duplicate check (must return no row): {op.sql};")
+                continue
+            if op.kind == "attach":
+                parent = qualified(c.schema, c.index) if op.parent == c.desired.qualified_table else \
+                    ":" + _psql_var(op.parent)
+                out.append(f"ALTER INDEX {parent} ATTACH PARTITION :{_psql_var(op.table)};")
+                continue
+            if op.kind in ("build_partition", "build_subparent"):
+                out.append(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms';")
+                out.append(f"SET statement_timeout = '{op.statement_timeout_ms or 0}ms';")
+                out.append(op.sql + ";")
+                # PostgreSQL names the partition's index; look it up for the ATTACH (psql \gset)
+                out.append("SELECT format('%I.%I', n.nspname, c.relname) AS " + _psql_var(op.table)
+                           + " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON "
+                           f"n.oid = c.relnamespace WHERE i.indrelid = {_literal(op.table)}::regclass AND NOT "
+                           "c.relispartition ORDER BY c.oid DESC LIMIT 1 \\gset")
+                continue
+            out.append(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms';")
+            out.append(f"SET statement_timeout = '{op.statement_timeout_ms or 0}ms';")
+            out.append(op.sql + ";")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _psql_var(table: str) -> str:
+    return "rc_" + hashlib.md5(table.encode()).hexdigest()[:8]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,33 @@
+"""Plan → Terraform-like text for a terminal."""
+from __future__ import annotations
+
+from ..core.plan import Plan
+from .common import COLOR, SYMBOL, _not_changed, _title, summary_line
+
+
+def render_text(plan: Plan, color: bool = False) -> str:
+    def paint(code: str, s: str) -> str:
+        return f"\033[{code}m{s}\033[0m" if color else s
+
+    out: list[str] = []
+    for w in plan.warnings:
+        out.append(paint("33", f"warning: {w}"))
+    for pc in plan.changes:
+        c = pc.change
+        out.append(paint(COLOR[c.action], f"{SYMBOL[c.action]} {c.action} {_title(c)}"))
+        for r in c.reasons:
+            out.append(f"    {r}")
+        for op in pc.operations:
+            out.append(paint("2", f"    sql: {op.sql};"))
+        for h in pc.hazards:
+            tag = "hazard (blocking)" if h.blocking else "hazard"
+            out.append(paint("33" if not h.blocking else "31", f"    {tag} {h.code}: {h.message}"))
+        out.append("")
+    extras = _not_changed(plan)
+    if extras:
+        out.append("Not changed by this plan:")
+        for d in extras:
+            out.append(f"  ? {d.schema}.{d.index} on {d.table}: {d.message}")
+        out.append("")
+    out.append(paint("1", summary_line(plan)))
+    return "\n".join(out) + "\n"
