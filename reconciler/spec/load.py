@@ -16,7 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import SpecError
-from .models import ColumnSpec, Defaults, IndexSpec, Manage, SpecFile
+from .models import ColumnSpec, Defaults, IndexSpec, Manage, QuerySpec, SpecFile
+from .queries_file import QueryEntry, read_queries_file
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class Entry:
     def table(self) -> str:
         return self.source.table if isinstance(self.source, IndexSpec) else self.source["table"]
 
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(self.source.tags if isinstance(self.source, IndexSpec) else self.source.get("tags") or ())
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -60,6 +65,7 @@ class Spec:
     ignore: tuple[str, ...]
     files: tuple[str, ...]
     table_globs: tuple[str, ...] = ()
+    queries: tuple[QueryEntry, ...] = ()
 
     def ignored(self, index_name: str) -> bool:
         return any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
@@ -209,6 +215,10 @@ def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
         entry = data["indexes"][path[1]]
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             label = f"index {entry['name']!r}: " + (_dotted(path[2:]) if len(path) > 2 else "entry")
+    if len(path) >= 2 and path[0] == "queries" and isinstance(path[1], int):
+        entry = data["queries"][path[1]]
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            label = f"query {entry['name']!r}: " + (_dotted(path[2:]) if len(path) > 2 else "entry")
     msg = override or err["msg"]
     if err["type"] == "extra_forbidden":
         msg = f"unknown key {path[-1]!r}" + _suggest_key(path)
@@ -220,16 +230,18 @@ def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
 
 
 _KNOWN_KEYS = {
-    "top": ["version", "defaults", "manage", "indexes"],
+    "top": list(SpecFile.model_fields),
     "index": list(IndexSpec.model_fields) + ["schema", "with"],
     "column": list(ColumnSpec.model_fields),
+    "query": list(QuerySpec.model_fields),
 }
 
 
 def _suggest_key(path: tuple) -> str:
 
     key = str(path[-1])
-    pool = _KNOWN_KEYS["top"] if len(path) == 1 else _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
+    pool = _KNOWN_KEYS["top"] if len(path) == 1 else _KNOWN_KEYS["query"] if path[0] == "queries" else \
+        _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
     pool = [p for p in pool if not p.endswith("_")]
     near = difflib.get_close_matches(key, pool, n=1)
     return f" (did you mean {near[0]!r}?)" if near else f" (allowed: {', '.join(pool)})"
@@ -239,7 +251,9 @@ def _rebuild(data: dict) -> SpecFile:
     """A SpecFile from the dump of one that was validated (no second validation); its indexes
     stay dumps until an Entry needs the model."""
     return SpecFile.model_construct(version=data["version"], defaults=Defaults.model_construct(**data["defaults"]),
-                                    manage=Manage.model_construct(**data["manage"]), indexes=data["indexes"])
+                                    manage=Manage.model_construct(**data["manage"]), indexes=data["indexes"],
+                                    queries=[QuerySpec.model_construct(**q) for q in data.get("queries") or []],
+                                    queries_file=data.get("queries_file"))
 
 
 def _cached_load(text: str, file: str) -> tuple[SpecFile, dict]:
@@ -281,6 +295,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
     ignore: list[str] = []
     globs: list[str] = []
     loaded: dict[Path, Path] = {}
+    queries: list[QueryEntry] = []
     for f in files:
         if f.resolve() in loaded:  # `-f . -f indexes.yaml`: one file, read once
             continue
@@ -301,6 +316,14 @@ def load_spec(paths: list[str | Path]) -> Spec:
         for i, ix in enumerate(model.indexes):
             schema = (ix.get("schema") if isinstance(ix, dict) else ix.schema_) or model.defaults.schema_
             entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1)))
+        for i, q in enumerate(model.queries):
+            queries.append(QueryEntry(q.name, q.sql, tuple(q.params) if q.params is not None else None,
+                                      tuple(q.uses), q.budget_ms, q.budget_cost, str(f),
+                                      lines.get(("queries", i), 1)))
+        qfiles = model.queries_file
+        for j, qf in enumerate([qfiles] if isinstance(qfiles, str) else qfiles or []):
+            key_line = lines.get(("queries_file", j)) or lines.get(("queries_file",), 1)
+            queries.extend(read_queries_file(f.parent / qf, f"{f}:{key_line}"))
     seen: dict[tuple[str, str], Entry] = {}
     for e in entries:
         key = (e.schema, e.name)
@@ -308,7 +331,27 @@ def load_spec(paths: list[str | Path]) -> Spec:
             raise SpecError(f"{e.where}: index {e.name!r}: name already used at {seen[key].where} "
                             "(index names are unique per schema)")
         seen[key] = e
-    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs))
+    named: dict[str, QueryEntry] = {}
+    for q in queries:
+        if q.name in named:
+            raise SpecError(f"{q.where}: query {q.name!r}: name already used at {named[q.name].where} "
+                            "(query names are unique)")
+        named[q.name] = q
+    return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs),
+                tuple(queries))
+
+
+def query_reference_problems(spec: Spec) -> list[tuple[QueryEntry, str]]:
+    """Every `uses` that names no index of the spec, as (query, message)."""
+    names = {e.name for e in spec.entries}
+    out = []
+    for q in spec.queries:
+        for u in q.uses:
+            if u not in names:
+                near = difflib.get_close_matches(u, sorted(names), n=1)
+                out.append((q, f"uses: {u!r} is not an index of the spec"
+                               + (f" (did you mean {near[0]!r}?)" if near else "")))
+    return out
 
 
 def glob_to_regex(glob: str) -> str:

@@ -67,6 +67,8 @@ def parse_shorthand(text: str) -> ColumnSpec:
 
 
 OptionValue = Union[bool, int, float, str]
+ParamValue = Union[bool, int, float, str, None]
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
 
 
 class IndexSpec(BaseModel):
@@ -86,6 +88,15 @@ class IndexSpec(BaseModel):
     with_: dict[str, OptionValue] = Field(default_factory=dict, alias="with", description="storage options")
     tablespace: str | None = None
     comment: str | None = None
+    tags: list[str] = Field(default_factory=list, description="labels for `--select tag=NAME` (phased rollout)")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not _TAG.fullmatch(t):
+                raise ValueError(f"tag {t!r}: use letters, digits, '_', '-', '.', ':' (no spaces, no '=' or ',')")
+        return v
 
     @field_validator("name", "table")
     @classmethod
@@ -131,6 +142,27 @@ class IndexSpec(BaseModel):
         return [c if isinstance(c, ColumnSpec) else parse_shorthand(c) for c in self.columns]
 
 
+class QuerySpec(BaseModel):
+    """One query the indexes exist for: checked by `verify`, and by `plan` against each change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="a name for reports (unique in the spec)")
+    sql: str = Field(description="one statement; $1, $2 ... for parameters")
+    params: list[ParamValue] | None = Field(None, description="sample values for $1, $2 ...; without them the "
+                                            "query is explained with a generic plan")
+    uses: list[str] = Field(default_factory=list, description="spec index names the plan must use")
+    budget_ms: float | None = Field(None, gt=0, description="`verify --analyze`: median measured time must stay below")
+    budget_cost: float | None = Field(None, gt=0, description="estimated plan cost must stay below (verify, plan)")
+
+    @field_validator("name", "sql")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v or not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
 class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_: str = Field("public", alias="schema")
@@ -154,6 +186,9 @@ class SpecFile(BaseModel):
     defaults: Defaults = Field(default_factory=Defaults)
     manage: Manage = Field(default_factory=Manage)
     indexes: list[IndexSpec] = Field(default_factory=list)
+    queries: list[QuerySpec] = Field(default_factory=list)
+    queries_file: Union[str, list[str], None] = Field(None, description=".sql file(s) of queries with `-- name:` "
+                                                      "headers, relative to this file")
 
 
 def json_schema() -> dict:
