@@ -41,6 +41,12 @@ def _db_options(f):
     return f
 
 
+def _select_option(f):
+    return click.option("--select", "select", multiple=True, metavar="tag=NAME|name=GLOB|table=GLOB",
+                        help="only these spec indexes (repeatable, a union), like Terraform's -target; the rest "
+                             "of the spec is still validated")(f)
+
+
 def _files(files) -> list[str]:
     return list(files) if files else ["indexes.yaml"]
 

@@ -70,10 +70,29 @@ class Change:
 
 
 @dataclass(frozen=True)
+class QueryEffect:
+    """What one planned change does to one query of the spec (plan's what-if), in words and
+    in estimated cost. `regression` marks the effects behind a QUERY_REGRESSION hazard."""
+
+    query: str
+    where: str                       # file:line of the query
+    summary: str                     # "will use it (cost 48,000 → 12)"
+    before_cost: float | None = None
+    after_cost: float | None = None
+    regression: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "where": self.where, "summary": self.summary, "before_cost": self.before_cost,
+                "after_cost": self.after_cost, "regression": self.regression}
+
+
+@dataclass(frozen=True)
 class PlannedChange:
     change: Change
     operations: tuple[Operation, ...]
     hazards: tuple[Hazard, ...] = ()
+    effects: tuple[QueryEffect, ...] = ()   # what-if on the spec's queries (empty: no queries)
+    unsimulated: str = ""                   # why the effect on queries could not be simulated
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,7 @@ class Plan:
     drift: tuple[Drift, ...] = ()
     warnings: tuple[str, ...] = ()
     format_version: int = PLAN_FORMAT_VERSION
+    selection: str = ""             # `--select ...` of a partial plan (Terraform -target); "" = whole spec
 
     @property
     def empty(self) -> bool:

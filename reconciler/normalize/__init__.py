@@ -29,9 +29,11 @@ from .ddl import (
 from .fragments import column_references, parse_fragment, volatile_functions
 from .from_spec import normalize_spec, spec_entry_to_def
 from .rules import LOOSE_RULES, STRICT_RULES, bare_column, canonical
-from .script import split_statements
+from .script import placeholder_count, split_statements
+from .statement import SIDE_EFFECT_FUNCTIONS, StatementInfo, classify_statement
 
-__all__ = ["LOOSE_RULES", "STRICT_RULES", "bare_column", "canonical", "canonical_def", "canonical_options",
+__all__ = ["LOOSE_RULES", "SIDE_EFFECT_FUNCTIONS", "STRICT_RULES", "StatementInfo", "classify_statement",
+           "placeholder_count", "bare_column", "canonical", "canonical_def", "canonical_options",
            "column_references", "differences", "keypart_from_element", "matching_paren", "normalize_spec",
            "parse_create_index", "parse_fragment", "parse_key_suffix", "same_definition", "spec_entry_to_def",
            "split_key_element", "split_statements", "split_top_level", "unquote", "volatile_functions"]

@@ -1,0 +1,114 @@
+"""`reconciler verify`: each query of the spec, explained on the database, judged against the
+indexes it `uses` and its budgets.
+
+One job: the order of the verify workflow. References are checked before connecting; every
+EXPLAIN runs in a READ ONLY transaction that is rolled back (`pg.explain`); `--analyze`
+executes a query only when it cannot write (sqlglot says so, READ ONLY enforces it), or, with
+`--allow-writes`, in a read-write transaction that is rolled back after each run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import psycopg
+
+from ..errors import ReconcilerError, SpecError
+from ..pg.explain import ExplainSession, QueryRefused, index_ancestors
+from ..queries import Verdict, judge, parse_explain
+from ..spec import QueryEntry, Selection, Spec, query_reference_problems
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    analyze: bool = False
+    runs: int = 3
+    allow_writes: bool = False
+    statement_timeout_ms: int = 30000
+    lock_timeout_ms: int = 3000
+
+
+def check_queries(spec: Spec) -> None:
+    """What can be refused before connecting: a `uses` that names no index of the spec."""
+    problems = query_reference_problems(spec)
+    if problems:
+        q, msg = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SpecError(f"{q.where}: query {q.name!r}: {msg}{more}", "run `reconciler validate` to see every problem")
+
+
+def selected_queries(spec: Spec, selection: Selection) -> list[QueryEntry]:
+    """Every query, or with --select those that use a selected index."""
+    if not selection.partial:
+        return list(spec.queries)
+    chosen = {e.name for e in spec.entries if selection.index(e.schema, e.name, e.table, e.tags)}
+    return [q for q in spec.queries if chosen.intersection(q.uses)]
+
+
+def refused(q: QueryEntry, e: QueryRefused) -> ReconcilerError:
+    return ReconcilerError(f"{q.where}: query {q.name!r}: PostgreSQL refuses it: {e.message}",
+                           "the query ran only inside EXPLAIN, in a read-only transaction that was rolled back")
+
+
+def run_verify(conn: psycopg.Connection, queries: list[QueryEntry], opts: VerifyOptions,
+               classify: Callable[[str], tuple[bool, str]] | None = None) -> list[Verdict]:
+    """`classify(sql) -> (modifies, reason)`; needed with --analyze only."""
+    docs: list[tuple[QueryEntry, dict, str]] = []
+    with ExplainSession(conn, statement_timeout_ms=opts.statement_timeout_ms,
+                        lock_timeout_ms=opts.lock_timeout_ms) as session:
+        for q in queries:
+            try:
+                doc, mode = session.explain(q.sql, q.params)
+            except QueryRefused as e:
+                raise refused(q, e) from None
+            docs.append((q, doc, mode))
+    runs: dict[str, list] = {}
+    notes: dict[str, list[str]] = {}
+    if opts.analyze:
+        runs, notes = _measure(conn, queries, opts, classify)
+    plans = {q.name: parse_explain(doc) for q, doc, _ in docs}
+    names = {i for p in plans.values() for i in p.indexes}
+    ancestors = index_ancestors(conn, names)
+
+    def serves(plan_index: str, spec_index: str) -> bool:
+        return plan_index == spec_index or spec_index in ancestors.get(plan_index, ())
+
+    out = []
+    for q, _doc, mode in docs:
+        out.append(judge(name=q.name, where=q.where, sql=q.sql, mode=mode, uses=q.uses, plan=plans[q.name],
+                         serves=serves, budget_ms=q.budget_ms, budget_cost=q.budget_cost,
+                         runs=runs.get(q.name, []), notes=notes.get(q.name, [])))
+    return out
+
+
+def _measure(conn, queries: list[QueryEntry], opts: VerifyOptions, classify) -> tuple[dict, dict]:
+    runs: dict[str, list] = {}
+    notes: dict[str, list[str]] = {}
+    readers, writers = [], []
+    for q in queries:
+        modifies, reason = classify(q.sql) if classify else (True, "no classifier")
+        if not modifies:
+            readers.append(q)
+        elif opts.allow_writes:
+            writers.append(q)
+            notes.setdefault(q.name, []).append(f"data-modifying ({reason}): measured in a transaction rolled "
+                                                "back after each run (--allow-writes)")
+        else:
+            notes.setdefault(q.name, []).append(f"not measured: data-modifying ({reason}); --allow-writes runs "
+                                                "it in a transaction that is rolled back")
+    for group, writable in ((readers, False), (writers, True)):
+        if not group:
+            continue
+        with ExplainSession(conn, statement_timeout_ms=opts.statement_timeout_ms,
+                            lock_timeout_ms=opts.lock_timeout_ms, writable=writable) as session:
+            for q in group:
+                for _ in range(max(1, opts.runs)):
+                    try:
+                        doc, _mode = session.explain(q.sql, q.params, analyze=True)
+                    except QueryRefused as e:
+                        notes.setdefault(q.name, []).append(f"not measured: {e.message}")
+                        break
+                    runs.setdefault(q.name, []).append(parse_explain(doc))
+                    if writable:
+                        session.restart()   # each run sees the data as it was
+    return runs, notes

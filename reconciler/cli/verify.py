@@ -1,0 +1,64 @@
+"""`verify`: explain each query of the spec; exit 2 when one misses its index or budget."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .group import cli
+from .options import (
+    EXIT_CHANGES,
+    EXIT_CODES_HELP,
+    _connection,
+    _db_options,
+    _duration_ms,
+    _select_option,
+    load_spec_files,
+)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("-f", "--file", "files", multiple=True, type=click.Path(), default=None,
+              help="spec file or directory (repeatable); default ./indexes.yaml")
+@_db_options
+@_select_option
+@click.option("--analyze", is_flag=True, help="also run EXPLAIN (ANALYZE, BUFFERS) and check budget_ms "
+                                              "(read-only transaction, rolled back)")
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="with --analyze: runs per query; the median is judged")
+@click.option("--allow-writes", is_flag=True, help="with --analyze: also run data-modifying queries, each run in a "
+                                                   "transaction that is rolled back")
+@click.option("--statement-timeout", default="30s", show_default=True, help="limit for one EXPLAIN")
+@click.option("--lock-timeout", default="3s", show_default=True, help="lock wait for one EXPLAIN")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "prometheus"]), default="text",
+              show_default=True)
+def verify(files, database, schema_sql, select, analyze, runs, allow_writes, statement_timeout, lock_timeout, fmt):
+    """Explain every query of the spec: the access path per table, whether each `uses` index
+    is in the plan, cost and rows (and with --analyze the measured time against budget_ms).
+    Exit 2 when a query misses its index or its budget."""
+    from ..app.verify import VerifyOptions, check_queries, run_verify, selected_queries
+    from ..render.verify import RENDERERS
+    from ..spec import parse_selection
+
+    spec = load_spec_files(files)
+    check_queries(spec)
+    selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
+    queries = selected_queries(spec, selection)
+    opts = VerifyOptions(analyze, runs, allow_writes, _duration_ms(statement_timeout, "--statement-timeout"),
+                         _duration_ms(lock_timeout, "--lock-timeout"))
+    classify = None
+    if analyze:
+        from ..normalize import classify_statement
+
+        def classify(sql):
+            info = classify_statement(sql)
+            return info.modifies, info.reason
+    verdicts = []
+    if queries:
+        with _connection(database, schema_sql, autocommit=True) as (conn, _):
+            verdicts = run_verify(conn, queries, opts, classify)
+    if not spec.queries:
+        click.echo("The spec has no queries: nothing to verify (add `queries:` or `queries_file:`).", err=True)
+    click.echo(RENDERERS[fmt](verdicts, selection.describe()), nl=False)
+    if any(not v.ok for v in verdicts):
+        sys.exit(EXIT_CHANGES)
