@@ -26,8 +26,10 @@ from ..reconcile.planfile import plan_from_file
 from ..reconcile.planner import Timeouts, build_plan
 from ..render import render_text, summary_line
 from ..run.executor import Executor, backoff_delay
-from ..spec import load_spec
+from ..spec import Selection, load_spec, parse_selection
 from .engine import check_spec, make_plan
+from .verify import check_queries
+from .whatif import simulate
 
 
 def _equivalent_to(conn: psycopg.Connection, desired: IndexDef) -> Callable[[IndexDef], bool]:
@@ -127,13 +129,17 @@ class _Printer:
 
 
 def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, printer=lambda e: None):
+    """The saved plan, rebuilt, if it still matches the database (with the selection it was
+    made with), and its spec."""
     text = Path(plan_path).read_text() if Path(plan_path).exists() else None
     if text is None:
         raise StalePlanError(f"{plan_path}: no such plan file")
     changes, sqls, fp = plan_from_file(text, plan_path)
     doc = json.loads(text)
     spec = load_spec(doc.get("spec_files") or [])
-    fresh, cmp = _bounded(conn, timeouts, retries, printer, lambda: make_plan(conn, spec, timeouts=timeouts))
+    selection = parse_selection(doc.get("selection") or [], {t for e in spec.entries for t in e.tags})
+    fresh, cmp = _bounded(conn, timeouts, retries, printer,
+                          lambda: make_plan(conn, spec, timeouts=timeouts, selection=selection))
     if fresh.fingerprint != fp:
         was = {(pc.change.action, pc.change.index) for pc in build_plan(changes).changes}
         now = {(pc.change.action, pc.change.index) for pc in fresh.changes}
@@ -141,22 +147,29 @@ def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, pri
         detail = ", ".join(f"{a} {i}" for a, i in moved[:5]) or "the live definitions changed"
         raise StalePlanError(f"plan is stale: the managed indexes changed since {plan_path} was made ({detail})",
                              "run `reconciler plan --out` again")
-    rebuilt = build_plan(changes, timeouts=timeouts)
+    rebuilt = replace(build_plan(changes, timeouts=timeouts), selection=fresh.selection)
     by_key = {(c.action, c.schema, c.index): s for c, s in zip(changes, sqls)}
     for pc in build_plan(changes).changes:
         c = pc.change
         if [op.sql for op in pc.operations] != by_key.get((c.action, c.schema, c.index)):
             raise StalePlanError(f"{plan_path}: the SQL recorded for {c.action} {c.index} does not match what its "
                                  "change produces; refusing a plan file that was edited")
-    return rebuilt, spec
+    return rebuilt, spec, selection
 
 
 def run_apply(*, files: list[str], database: str | None, plan_file: str | None, auto_approve: bool, dry_run: bool,
               timeouts: Timeouts, retries: int, allowed: set[str], fmt: str, wait_for_lock: int,
-              confirm: Callable[[str], bool], echo: Callable, color: bool) -> bool:
+              confirm: Callable[[str], bool], echo: Callable, color: bool, select: tuple[str, ...] = ()) -> bool:
     dsn = resolve_dsn(database)
     spec = load_spec(files) if files else None
     desired = check_spec(spec) if spec is not None else None  # a bad spec is reported before connecting
+    selection = Selection()
+    if spec is not None:
+        check_queries(spec)
+        selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
+    elif select:
+        raise ApplyError("--select cannot change a saved plan; it applies the selection it was made with",
+                         "run `reconciler plan --select ... --out PLANFILE` instead")
     printer = _Printer(fmt, echo, color and fmt == "text")
     conn = connect(dsn, autocommit=True)
     ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn),
@@ -168,10 +181,12 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
             ex.acquire_lock(wait_for_lock)
             locked = True
         if plan_file:
-            plan, spec = _stale_check(conn, plan_file, timeouts, retries, printer)
+            plan, spec, selection = _stale_check(conn, plan_file, timeouts, retries, printer)
             desired = None
         else:
-            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries, desired)
+            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries, desired, selection)
+        # what the changes do to the spec's queries: QUERY_REGRESSION blocks below unless allowed
+        plan = simulate(conn, plan, spec, lock_timeout_ms=timeouts.lock_ms)
         blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
         if fmt == "text":
             echo(render_text(plan, color).rstrip())
@@ -195,7 +210,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
             raise e
         _summary(ex, plan, printer)
         # Convergence: a second plan must be empty.
-        again, _ = make_plan(conn, spec, timeouts=timeouts, desired=desired)
+        again, _ = make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection)
         if not again.empty:
             printer({"event": "info", "detail": "after apply the database still differs: " + summary_line(again)})
             return False
@@ -231,14 +246,14 @@ def _bounded(conn, timeouts: Timeouts, retries: int, printer, fn: Callable):
 
 
 def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: int = 0,
-                             desired: list[IndexDef] | None = None) -> Plan:
+                             desired: list[IndexDef] | None = None, selection: Selection = Selection()) -> Plan:
     """Plan; while another backend is still building one of our indexes (say, the build of an
     apply that was killed), wait for it instead of touching it, then plan again."""
     deadline = time.monotonic() + (timeouts.build_ms / 1000 if timeouts.build_ms else 3600)
     reported = False
     while True:
         plan, _ = _bounded(conn, timeouts, retries, printer,
-                           lambda: make_plan(conn, spec, timeouts=timeouts, desired=desired))
+                           lambda: make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection))
         busy = [d for d in plan.drift if d.kind == "being_built"]
         if not busy:
             return plan

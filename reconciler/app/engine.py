@@ -25,7 +25,8 @@ from ..pg.canonicalize import ReadOnlySession, canonicalize
 from ..pg.catalog import Snapshot
 from ..reconcile.diff import diff_indexes
 from ..reconcile.planner import Timeouts, build_plan
-from ..spec import Spec, glob_to_regex
+from ..reconcile.naming import is_leftover, leftover_of
+from ..spec import Selection, Spec, glob_to_regex
 
 
 @dataclass
@@ -60,8 +61,29 @@ def check_tables(conn: psycopg.Connection, desired: list[IndexDef], spec: Spec, 
                                   "(names are taken literally, case kept)", hint)
 
 
+def select_changes(spec: Spec, selection: Selection, changes: list, drift: list[Drift]) -> tuple[list, list[Drift]]:
+    """The one place `--select` applies (Terraform's -target): the whole spec was compared, only
+    the changes of selected entries are kept. A change belongs to the spec entry of its index;
+    a leftover of an interrupted replace to the entry it was derived from; an unlisted index
+    (a prune drop, extra drift) is selected only by name= or table=."""
+    if not selection.partial:
+        return changes, drift
+    entries = {(e.schema, e.name): e for e in spec.entries}
+    names = [e.name for e in spec.entries]
+
+    def chosen(schema: str, index: str, table: str) -> bool:
+        owner = leftover_of(index, names) if is_leftover(index) else None
+        e = entries.get((schema, owner or index))
+        if e is not None:
+            return selection.index(e.schema, e.name, e.table, e.tags)
+        return selection.index(schema, index, table)
+
+    return ([c for c in changes if chosen(c.schema, c.index, c.table)],
+            [d for d in drift if chosen(d.schema, d.index, d.table)])
+
+
 def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
-            desired: list[IndexDef] | None = None) -> Comparison:
+            desired: list[IndexDef] | None = None, selection: Selection = Selection()) -> Comparison:
     """`desired` is `normalize_spec(spec)` when the caller already checked the spec offline."""
     if desired is None:
         desired = normalize_spec(spec)
@@ -141,6 +163,7 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
 
     changes, drift = diff_indexes(desired, list(snapshot.indexes), same=same, reasons=reasons, prune=spec.prune,
                                   ignored=spec.ignored, table_facts=table_facts)
+    changes, drift = select_changes(spec, selection, changes, drift)
     detailed = catalog.with_stats(conn, [c.live for c in changes if c.live is not None])
     changes = [replace(c, live=detailed.get(c.live.oid, c.live)) if c.live is not None else c for c in changes]
     if conn.info.transaction_status != 0 and not conn.autocommit:
@@ -168,8 +191,11 @@ def check_spec(spec: Spec) -> list[IndexDef]:
 
 
 def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Timeouts(),
-              use_server: bool = True, desired: list[IndexDef] | None = None) -> tuple[Plan, Comparison]:
-    cmp = compare(conn, spec, use_server=use_server, desired=desired)
+              use_server: bool = True, desired: list[IndexDef] | None = None,
+              selection: Selection = Selection()) -> tuple[Plan, Comparison]:
+    cmp = compare(conn, spec, use_server=use_server, desired=desired, selection=selection)
     plan = build_plan(cmp.changes, cmp.drift, timeouts=timeouts, fingerprint=fingerprint(cmp.snapshot),
                       warnings=tuple(cmp.warnings))
+    if selection.partial:
+        plan = replace(plan, selection=tuple(str(x) for x in selection.selectors))
     return plan, cmp

@@ -50,9 +50,17 @@ def refused(q: QueryEntry, e: QueryRefused) -> ReconcilerError:
                            "the query ran only inside EXPLAIN, in a read-only transaction that was rolled back")
 
 
+def classify(sql: str) -> tuple[bool, str]:
+    """(could it write, why): sqlglot's reading, conservative (normalize.statement)."""
+    from ..normalize import classify_statement
+
+    info = classify_statement(sql)
+    return info.modifies, info.reason
+
+
 def run_verify(conn: psycopg.Connection, queries: list[QueryEntry], opts: VerifyOptions,
-               classify: Callable[[str], tuple[bool, str]] | None = None) -> list[Verdict]:
-    """`classify(sql) -> (modifies, reason)`; needed with --analyze only."""
+               classify: Callable[[str], tuple[bool, str]] = classify) -> list[Verdict]:
+    """`classify(sql) -> (modifies, reason)` decides which queries --analyze may execute."""
     docs: list[tuple[QueryEntry, dict, str]] = []
     with ExplainSession(conn, statement_timeout_ms=opts.statement_timeout_ms,
                         lock_timeout_ms=opts.lock_timeout_ms) as session:
@@ -86,7 +94,7 @@ def _measure(conn, queries: list[QueryEntry], opts: VerifyOptions, classify) -> 
     notes: dict[str, list[str]] = {}
     readers, writers = [], []
     for q in queries:
-        modifies, reason = classify(q.sql) if classify else (True, "no classifier")
+        modifies, reason = classify(q.sql)
         if not modifies:
             readers.append(q)
         elif opts.allow_writes:

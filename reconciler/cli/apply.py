@@ -14,6 +14,7 @@ from .options import (
     _confirm,
     _duration_ms,
     _files,
+    _select_option,
     _spec_option,
     _timeouts,
 )
@@ -35,8 +36,9 @@ from .options import (
               help="event log format")
 @click.option("--wait-for-lock", default="0", show_default=True,
               help="how long to wait when another apply runs (0: exit 1 at once)")
+@_select_option
 def apply(files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,
-          retries, allowed, fmt, wait_for_lock):
+          retries, allowed, fmt, wait_for_lock, select):
     """Carry out the plan with CREATE/DROP INDEX CONCURRENTLY. Exit 0 when the database then
     matches the spec."""
     from ..app.apply import run_apply
@@ -45,7 +47,7 @@ def apply(files, database, plan_file, auto_approve, dry_run, lock_timeout, state
                    auto_approve=auto_approve, dry_run=dry_run,
                    timeouts=_timeouts(lock_timeout, statement_timeout, build_timeout), retries=retries,
                    allowed=set(allowed), fmt=fmt, wait_for_lock=_duration_ms(wait_for_lock, "--wait-for-lock"),
-                   confirm=_confirm, echo=click.echo, color=_color(sys.stdout))
+                   confirm=_confirm, echo=click.echo, color=_color(sys.stdout), select=tuple(select))
     if not ok:
         sys.exit(EXIT_ERROR)
 

@@ -14,6 +14,7 @@ from .options import (
     _connection,
     _db_options,
     _files,
+    _select_option,
     _spec_option,
     _timeouts,
     load_spec_files,
@@ -30,18 +31,25 @@ from .options import (
 @click.option("--lock-timeout", default="3s", show_default=True, help="per-statement lock wait (e.g. 3s, 500ms)")
 @click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
 @click.option("--build-timeout", default="0", show_default=True, help="limit for one concurrent build (0: none)")
-def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout, statement_timeout, build_timeout):
-    """Show what apply would change (read-only)."""
+@_select_option
+def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout, statement_timeout, build_timeout,
+         select):
+    """Show what apply would change (read-only), and what each change does to the spec's queries."""
     from ..app.engine import check_spec, make_plan
+    from ..app.verify import check_queries
+    from ..app.whatif import simulate
     from ..reconcile.planfile import plan_to_file
     from ..render import render_json, render_markdown, render_sql, render_text
-    from ..spec import load_spec
+    from ..spec import load_spec, parse_selection
 
     spec = load_spec(_files(files))
     desired = check_spec(spec)
+    check_queries(spec)
+    selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     timeouts = _timeouts(lock_timeout, statement_timeout, build_timeout)
     with _connection(database, schema_sql) as (conn, _):
-        the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts, desired=desired)
+        the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection)
+        the_plan = simulate(conn, the_plan, spec, throwaway=bool(schema_sql), lock_timeout_ms=timeouts.lock_ms)
     renderers = {"text": lambda p: render_text(p, _color(sys.stdout)), "json": render_json,
                  "markdown": render_markdown, "sql": render_sql}
     click.echo(renderers[fmt](the_plan), nl=False)
@@ -57,15 +65,18 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
 @_spec_option
 @_db_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def drift(files, database, schema_sql, fmt):
+@_select_option
+def drift(files, database, schema_sql, fmt, select):
     """Report every difference on managed tables (for cron). Exit 2 when anything differs."""
     from ..app.engine import check_spec, make_plan
     from ..render import render_drift
+    from ..spec import parse_selection
 
     spec = load_spec_files(files)
     desired = check_spec(spec)
+    selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     with _connection(database, schema_sql) as (conn, _):
-        the_plan, _cmp = make_plan(conn, spec, desired=desired)
+        the_plan, _cmp = make_plan(conn, spec, desired=desired, selection=selection)
     click.echo(render_drift(the_plan, fmt), nl=False)
     if not the_plan.empty or any(d.kind != "ignored" for d in the_plan.drift):
         sys.exit(EXIT_CHANGES)

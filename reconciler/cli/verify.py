@@ -46,17 +46,10 @@ def verify(files, database, schema_sql, select, analyze, runs, allow_writes, sta
     queries = selected_queries(spec, selection)
     opts = VerifyOptions(analyze, runs, allow_writes, _duration_ms(statement_timeout, "--statement-timeout"),
                          _duration_ms(lock_timeout, "--lock-timeout"))
-    classify = None
-    if analyze:
-        from ..normalize import classify_statement
-
-        def classify(sql):
-            info = classify_statement(sql)
-            return info.modifies, info.reason
     verdicts = []
     if queries:
         with _connection(database, schema_sql, autocommit=True) as (conn, _):
-            verdicts = run_verify(conn, queries, opts, classify)
+            verdicts = run_verify(conn, queries, opts)
     if not spec.queries:
         click.echo("The spec has no queries: nothing to verify (add `queries:` or `queries_file:`).", err=True)
     click.echo(RENDERERS[fmt](verdicts, selection.describe()), nl=False)

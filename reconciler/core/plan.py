@@ -114,7 +114,7 @@ class Plan:
     drift: tuple[Drift, ...] = ()
     warnings: tuple[str, ...] = ()
     format_version: int = PLAN_FORMAT_VERSION
-    selection: str = ""             # `--select ...` of a partial plan (Terraform -target); "" = whole spec
+    selection: tuple[str, ...] = ()  # selectors of a partial plan (`--select tag=x`, Terraform -target)
 
     @property
     def empty(self) -> bool:

@@ -190,4 +190,4 @@ class ExplainSession:
             if hypo.can_hide:
                 self.run(f"SELECT {quote_ident(hypo.schema)}.hypopg_unhide_all_indexes()")
         except psycopg.Error:
-            self.restart()
+            self._rollback()

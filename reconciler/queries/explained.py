@@ -23,7 +23,7 @@ class Access:
         on = self.table if self.alias in ("", self.table) else f"{self.table} {self.alias}"
         if not self.indexes:
             return f"{self.node} on {on}"
-        how = "using" if self.node != "Bitmap Heap Scan" else "via"
+        how = "via" if self.node.endswith("Bitmap Heap Scan") else "using"
         return f"{self.node} on {on} {how} {' + '.join(self.indexes)}"
 
 
@@ -70,9 +70,11 @@ def _walk(node: dict, out: list[Access]) -> None:
             indexes.append(node["Index Name"])
         if kind == "Bitmap Heap Scan":
             _bitmap_indexes(node, indexes)
+        if node.get("Parallel Aware"):
+            kind = f"Parallel {kind}"
         out.append(Access(relation, node.get("Alias", relation), kind, tuple(indexes)))
     for child in node.get("Plans", ()):
-        if kind == "Bitmap Heap Scan" and child.get("Node Type") in ("Bitmap Index Scan", "BitmapAnd", "BitmapOr"):
+        if node.get("Node Type") == "Bitmap Heap Scan" and child.get("Node Type") in ("Bitmap Index Scan", "BitmapAnd", "BitmapOr"):
             continue
         _walk(child, out)
 

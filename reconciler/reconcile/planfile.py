@@ -50,6 +50,8 @@ def plan_to_file(plan: Plan, spec_files: list[str]) -> str:
            "spec_files": list(spec_files),
            "changes": [{"change": _to_data(pc.change), "sql": [op.sql for op in pc.operations]} for pc in plan.changes],
            "warnings": list(plan.warnings)}
+    if plan.selection:
+        doc["selection"] = list(plan.selection)
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 

@@ -15,12 +15,27 @@ def summary_counts(plan: Plan) -> dict[str, int]:
     return counts
 
 
+def selection_text(plan: Plan) -> str:
+    return " ".join(f"--select {s}" for s in plan.selection)
+
+
+def partial_note(plan: Plan) -> str | None:
+    """Terraform's "resource targeting is in effect", in our words."""
+    if not plan.selection:
+        return None
+    return (f"partial plan ({selection_text(plan)}): only the selected indexes are planned; changes of the rest of "
+            "the spec are not shown and will not be applied")
+
+
 def summary_line(plan: Plan) -> str:
+    tail = f" (partial: {selection_text(plan)})" if plan.selection else ""
     if plan.empty:
+        if plan.selection:
+            return f"No changes for the selected indexes{tail}."
         return "No changes. The indexes match the spec."
     c = summary_counts(plan)
     return ("Plan: " + ", ".join(f"{c[a]} to {VERB[a]}" for a in ("create", "replace", "rename", "rebuild", "drop"))
-            + ".")
+            + "." + tail)
 
 
 def _title(c: Change) -> str:

@@ -15,6 +15,10 @@ def change_dict(pc: PlannedChange) -> dict[str, Any]:
          "sql": [op.sql for op in pc.operations], "hazards": [h.to_dict() for h in pc.hazards]}
     if c.old_name:
         d["old_name"] = c.old_name
+    if pc.effects:
+        d["queries"] = [e.to_dict() for e in pc.effects]
+    if pc.unsimulated:
+        d["queries_not_simulated"] = pc.unsimulated
     return d
 
 
@@ -22,4 +26,7 @@ def render_json(plan: Plan) -> str:
     doc = {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan),
            "changes": [change_dict(pc) for pc in plan.changes],
            "drift": [asdict(d) for d in plan.drift], "warnings": list(plan.warnings)}
+    if plan.selection:
+        doc["partial"] = True
+        doc["selection"] = list(plan.selection)
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

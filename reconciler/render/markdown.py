@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from ..core.plan import Plan
-from .common import SYMBOL, _not_changed, summary_line
+from .common import SYMBOL, _not_changed, partial_note, summary_line
 from .sql import render_sql
 
 
 def render_markdown(plan: Plan) -> str:
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", ""]
+    note = partial_note(plan)
+    if note:
+        out += [f"> :information_source: {note}", ""]
     for w in plan.warnings:
         out += [f"> :warning: {w}", ""]  # the blank line ends the quote: a table after it stays a table
     if plan.changes:
@@ -24,6 +27,16 @@ def render_markdown(plan: Plan) -> str:
             for name, h in hazards:
                 out.append(f"- **{h.code}**{' (blocking)' if h.blocking else ''} `{name}`: {h.message}")
             out.append("\n</details>\n")
+        effects = [(pc.change, e) for pc in plan.changes for e in pc.effects]
+        unsimulated = [pc for pc in plan.changes if pc.unsimulated]
+        if effects or unsimulated:
+            out += ["**Queries**", ""]
+            for c, e in effects:
+                mark = ":x:" if e.regression else ":mag:"
+                out.append(f"- {mark} {c.action} `{c.index}`: query **{e.query}** {e.summary}".replace("|", "\\|"))
+            for pc in unsimulated:
+                out.append(f"- :grey_question: {pc.change.action} `{pc.change.index}`: not simulated: {pc.unsimulated}")
+            out.append("")
         out.append("<details><summary>SQL</summary>\n\n```sql")
         out.append(render_sql(plan).rstrip())
         out.append("```\n</details>")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core.plan import Plan
-from .common import COLOR, SYMBOL, _not_changed, _title, summary_line
+from .common import COLOR, SYMBOL, _not_changed, _title, partial_note, summary_line
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
@@ -10,6 +10,9 @@ def render_text(plan: Plan, color: bool = False) -> str:
         return f"\033[{code}m{s}\033[0m" if color else s
 
     out: list[str] = []
+    note = partial_note(plan)
+    if note:
+        out.append(paint("33", f"note: {note}"))
     for w in plan.warnings:
         out.append(paint("33", f"warning: {w}"))
     for pc in plan.changes:
@@ -22,6 +25,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
         for h in pc.hazards:
             tag = "hazard (blocking)" if h.blocking else "hazard"
             out.append(paint("33" if not h.blocking else "31", f"    {tag} {h.code}: {h.message}"))
+        for e in pc.effects:
+            out.append(paint("31" if e.regression else "36", f"    query {e.query!r}: {e.summary}"))
+        if pc.unsimulated:
+            out.append(paint("33", f"    queries: not simulated: {pc.unsimulated}"))
         out.append("")
     extras = _not_changed(plan)
     if extras:
