@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..core.index import IndexDef
 from ..errors import ReconcilerError, SQLFragmentError
 from ..normalize import canonical_def, column_references, spec_entry_to_def
-from ..spec import Spec
+from ..spec import Spec, query_reference_problems
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,10 @@ class Problem:
     index: str
     message: str
     severity: str = "error"   # error | warning
+    kind: str = "index"       # index | query: what `index` names
 
     def line(self) -> str:
-        return f"{self.where}: {self.severity}: index {self.index!r}: {self.message}"
+        return f"{self.where}: {self.severity}: {self.kind} {self.index!r}: {self.message}"
 
 
 def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
@@ -65,7 +66,40 @@ def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
                 problems.append(Problem(e.where, d.name, f"its columns are a prefix of {d2.name!r} ({e2.where}); "
                                                          "that index can serve the same queries", "warning"))
                 break
-    return problems, defs
+    return problems + offline_queries(spec), defs
+
+
+def offline_queries(spec: Spec) -> list[Problem]:
+    """`uses` names an index of the spec; the SQL is one statement."""
+    from ..normalize import classify_statement
+
+    problems = [Problem(q.where, q.name, msg, kind="query") for q, msg in query_reference_problems(spec)]
+    for q in spec.queries:
+        n = classify_statement(q.sql).statements
+        if n > 1:
+            problems.append(Problem(q.where, q.name, f"sql holds {n} statements; a query is one statement",
+                                    kind="query"))
+    return problems
+
+
+def online_queries(spec: Spec, conn) -> list[Problem]:
+    """Each query explained by the server (read-only, rolled back): a syntax error, an unknown
+    table or column, wrong parameters are reported with the query's file:line."""
+    from ..pg.explain import ExplainSession, QueryRefused
+    from .verify import refusal
+
+    if not spec.queries:
+        return []
+    conn.rollback()
+    conn.autocommit = True
+    problems = []
+    with ExplainSession(conn) as session:
+        for q in spec.queries:
+            try:
+                session.explain(q.sql, q.params)
+            except QueryRefused as e:
+                problems.append(Problem(q.where, q.name, refusal(e), kind="query"))
+    return problems
 
 
 def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
@@ -118,7 +152,7 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
             if r is not None and r.error:
                 e = spec.entries[i]
                 problems.append(Problem(e.where, d.name, f"PostgreSQL refuses it: {r.error}: {r.sql}"))
-    return problems
+    return problems + online_queries(spec, conn)
 
 
 def _did_you_mean(name: str, known: list[str], quoted: bool) -> str:

@@ -45,8 +45,12 @@ def selected_queries(spec: Spec, selection: Selection) -> list[QueryEntry]:
     return [q for q in spec.queries if chosen.intersection(q.uses)]
 
 
+def refusal(e: QueryRefused) -> str:
+    return f"PostgreSQL refuses it: {e.message}" if e.by_server else e.message
+
+
 def refused(q: QueryEntry, e: QueryRefused) -> ReconcilerError:
-    return ReconcilerError(f"{q.where}: query {q.name!r}: PostgreSQL refuses it: {e.message}",
+    return ReconcilerError(f"{q.where}: query {q.name!r}: {refusal(e)}",
                            "the query ran only inside EXPLAIN, in a read-only transaction that was rolled back")
 
 

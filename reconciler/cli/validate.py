@@ -37,7 +37,8 @@ def validate(files, database, schema_sql, fmt):
         for p in problems:
             click.echo(p.line(), err=p.severity == "error")
         if not errors:
-            click.echo(f"{len(spec.entries)} index(es) in {len(spec.files)} file(s): valid"
+            queries = f" and {len(spec.queries)} quer{'y' if len(spec.queries) == 1 else 'ies'}" if spec.queries else ""
+            click.echo(f"{len(spec.entries)} index(es){queries} in {len(spec.files)} file(s): valid"
                        + (f" ({len(problems)} warning(s))" if problems else "") + ".")
     if errors:
         sys.exit(EXIT_ERROR)

@@ -29,7 +29,12 @@ from ..normalize import placeholder_count
 
 
 class QueryRefused(DatabaseError):
-    """The server refused a query of the spec (syntax, unknown table, wrong parameters)."""
+    """The server refused a query of the spec (syntax, unknown table, wrong parameters), or
+    (`by_server` false) reconciler did before sending it."""
+
+    def __init__(self, message: str, hint: str | None = None, by_server: bool = True):
+        super().__init__(message, hint)
+        self.by_server = by_server
 
 
 def bind_value(v: Any) -> str | None:
@@ -141,7 +146,8 @@ class ExplainSession:
                 if len(params) != wanted:
                     raise QueryRefused(f"params gives {len(params)} value(s) but the SQL uses {wanted} "
                                        f"parameter(s) ($1..${wanted})" if wanted else
-                                       f"params gives {len(params)} value(s) but the SQL uses no $n parameter")
+                                       f"params gives {len(params)} value(s) but the SQL uses no $n parameter",
+                                       by_server=False)
                 row = self._cur.execute(f"EXPLAIN ({options}) {sql}", [bind_value(p) for p in params],
                                         binary=True).fetchone()
                 return row[0], "custom plan (params)"
@@ -149,7 +155,8 @@ class ExplainSession:
                 row = self._cur.execute(f"EXPLAIN ({options}) {sql}", [], binary=True).fetchone()
                 return row[0], "plan"
             if analyze:
-                raise QueryRefused("cannot be measured without sample values for its parameters (params)")
+                raise QueryRefused("cannot be measured without sample values for its parameters (params)",
+                                   by_server=False)
             name = f"rc_query_{self._prepared}"
             self._prepared += 1
             self._cur.execute(f"PREPARE {name} AS {sql}", [], binary=True)
