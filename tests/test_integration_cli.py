@@ -325,7 +325,7 @@ def test_schema_sql_plan_validate_drift_against_bare_schema(tmp_path):
     assert any(h["code"] == "INDEX_BUILD" for h in c["hazards"])
 
     r = reconciler("validate", "-f", spec, "--schema-sql", schema, check_exit=0)
-    assert "30 index(es) in 1 file(s): valid" in r.stdout
+    assert "30 index(es) and 4 queries in 1 file(s): valid" in r.stdout
 
     r = reconciler("drift", "-f", spec, "--schema-sql", schema, "--format", "json", check_exit=2)
     drift = json.loads(r.stdout)
