@@ -99,6 +99,7 @@ RAW = r'''
 import json, sys, psycopg
 qs = json.loads(sys.stdin.read())
 conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.prepare_threshold = None   # EXPLAIN (GENERIC_PLAN) needs the simple protocol
 generic = conn.info.server_version >= 160000
 n = 0
 for q in qs:
@@ -181,6 +182,7 @@ def main() -> None:
             return time.perf_counter() - t
 
         raw_conn = psycopg.connect(dsn, autocommit=True)
+        raw_conn.prepare_threshold = None
 
         def run_raw_inproc() -> float:
             t = time.perf_counter()

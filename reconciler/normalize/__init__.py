@@ -29,7 +29,8 @@ from .ddl import (
 from .fragments import column_references, parse_fragment, volatile_functions
 from .from_spec import normalize_spec, spec_entry_to_def
 from .rules import LOOSE_RULES, STRICT_RULES, bare_column, canonical
-from .script import placeholder_count, split_statements
+from ..core.sqltext import placeholder_count
+from .script import split_statements
 from .statement import SIDE_EFFECT_FUNCTIONS, StatementInfo, classify_statement
 
 __all__ = ["LOOSE_RULES", "SIDE_EFFECT_FUNCTIONS", "STRICT_RULES", "StatementInfo", "classify_statement",

@@ -12,7 +12,6 @@ from typing import Iterator
 import psycopg
 
 from ..errors import DatabaseError, ReconcilerError
-from ..normalize.script import split_statements
 from .connection import connect, resolve_dsn
 
 
@@ -65,6 +64,8 @@ class EmbeddedServer:
 
 def load_schema(dsn: str, path: str | Path) -> None:
     """Run a DDL file statement by statement; the first failure is one clear error with its line."""
+    from ..normalize.script import split_statements  # here: only --schema-sql needs sqlglot's room loaded
+
     path = Path(path)
     try:
         text = path.read_text()

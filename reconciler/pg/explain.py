@@ -25,7 +25,7 @@ from psycopg import RawCursor
 
 from ..core.ident import quote_ident
 from ..errors import DatabaseError
-from ..normalize import placeholder_count
+from ..core.sqltext import placeholder_count
 
 
 class QueryRefused(DatabaseError):
@@ -162,9 +162,7 @@ class ExplainSession:
             self._cur.execute(f"PREPARE {name} AS {sql}", [], binary=True)
             args = ", ".join(["NULL"] * wanted)   # values are ignored by a forced generic plan
             row = self._cur.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({args})", [], binary=True).fetchone()
-            self._cur.execute(f"DEALLOCATE {name}", [], binary=True)
-            self._prepared -= 1
-            return row[0], "generic plan"
+            return row[0], "generic plan"   # deallocated all at once by close(): one round trip less each
         except QueryRefused:
             raise
         except psycopg.errors.QueryCanceled as e:
