@@ -237,8 +237,8 @@ def test_dropping_a_used_index_is_a_blocking_query_regression(db, pg_major, run_
     why = "HypoPG 1.3.1 has no hypopg_hide_index (1.4.0+)" if pg_major == 15 else \
         "hiding an index needs HypoPG 1.4.0+ (hypopg_hide_index), not installed in this database"
     assert f"queries: not simulated: {why}; reconciler never drops an index on a real database" in res.stdout
-    assert "hazard (blocking) QUERY_REGRESSION: query 'by ws' (" in res.stdout
-    assert "uses t_ws now (cost " in res.stdout
+    assert "hazard (blocking) QUERY_REGRESSION: 2 queries would regress: 'by ws' (" in res.stdout
+    assert "query 'by ws': uses t_ws now (cost " in res.stdout and "its plan without it is unknown" in res.stdout
 
     res = cli("apply", "-f", str(spec_path), "-d", db, "--auto-approve")
     assert res.returncode == 1 and "QUERY_REGRESSION" in res.stderr and "--allow-hazard QUERY_REGRESSION" in res.stderr

@@ -129,9 +129,10 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
         hazards = pc.hazards
         bad = [e for e in effs if e.regression]
         if bad:
-            text = "; ".join(f"query {e.query!r} ({e.where}) {e.summary}" for e in bad[:3])
-            more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-            hazards = hazards + (Hazard(QUERY_REGRESSION, text + more, blocking=True),)
+            names = ", ".join(f"{e.query!r} ({e.where})" for e in bad[:3])
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            text = f"{'a query' if len(bad) == 1 else f'{len(bad)} queries'} would regress: {names}{more}"
+            hazards = hazards + (Hazard(QUERY_REGRESSION, text, blocking=True),)
         unsimulated = sims[i].why_not if pc.change.action != "rename" else ""
         changes.append(replace(pc, effects=effs, hazards=hazards, unsimulated=unsimulated))
     return replace(plan, changes=tuple(changes))

@@ -80,15 +80,16 @@ def effects_of(changes: list[ChangeSim], queries: list[QueryState]) -> dict[int,
 def _effect(c: ChangeSim, q: QueryState, reasons: list[str], tables: frozenset[str]) -> QueryEffect | None:
     b = q.before
     if not c.simulated:
+        # the reason is said once, on the change (`unsimulated`)
         if c.old_name and c.old_name in q.before_names:
             if c.action == "drop":
-                return QueryEffect(q.name, q.where, f"uses {c.old_name} now (cost {cost(b.cost)}); the plan without it "
-                                   f"cannot be simulated: {c.why_not}", b.cost, None, True)
-            return QueryEffect(q.name, q.where, f"uses {c.old_name} now (cost {cost(b.cost)}); the effect of the new "
-                               f"definition cannot be simulated: {c.why_not}", b.cost, None, False)
+                return QueryEffect(q.name, q.where, f"uses {c.old_name} now (cost {cost(b.cost)}); its plan without "
+                                   "it is unknown", b.cost, None, True)
+            return QueryEffect(q.name, q.where, f"uses {c.old_name} now (cost {cost(b.cost)}); its plan with the new "
+                               "definition is unknown", b.cost, None, False)
         if c.new_name and c.new_name in q.uses:
-            return QueryEffect(q.name, q.where, f"lists {c.new_name} in uses; whether it will use it cannot be "
-                               f"simulated: {c.why_not}", b.cost, None, False)
+            return QueryEffect(q.name, q.where, f"lists {c.new_name} in uses; whether it will use it is unknown",
+                               b.cost, None, False)
         return None
     a = q.after
     if a is None:
