@@ -285,3 +285,34 @@ def test_verify_renderers():
     assert 'reconciler_query_uses_index{query="q \\"1\\"",index="nope"} 0' in prom
     assert 'reconciler_query_time_ms{query="q \\"1\\""} 2.5' in prom
     assert "| ❌ | q \"1\" |" in RENDERERS["markdown"](v)
+
+
+def _pc(action, method="btree"):
+    from reconciler.core.index import IndexDef, KeyPart, LiveIndex
+
+    d = IndexDef("public", "t", (KeyPart("a"),), method=method, name="i")
+    live = LiveIndex(d, oid=42) if action in ("drop", "replace", "rebuild") else None
+    return PlannedChange(Change(action, "public", "t", "i", (), None if action == "drop" else d, live), ())
+
+
+@pytest.mark.parametrize("action, method, hypo, throwaway, expected", [
+    ("create", "btree", None, False, (None, None, "the hypopg extension is not installed in this database")),
+    ("create", "btree", ("1.3.1", False), False, ("hypo", None, "")),
+    ("create", "gin", ("1.4.0", True), False, (None, None, "HypoPG cannot simulate gin indexes")),
+    ("create", "gin", None, True, ("ddl", None, "")),
+    ("drop", "btree", ("1.3.1", False), False, (None, None, "HypoPG 1.3.1 has no hypopg_hide_index (1.4.0+); "
+                                                 "reconciler never drops an index on a real database")),
+    ("drop", "btree", ("1.4.0", True), False, (None, "hide", "")),
+    ("replace", "btree", ("1.4.0", True), False, ("hypo", "hide", "")),
+    ("replace", "btree", ("1.3.1", False), False, ("hypo", None, "HypoPG 1.3.1 has no hypopg_hide_index")),
+    ("drop", "btree", None, True, (None, "ddl", "")),
+    ("rebuild", "btree", ("1.3.1", False), False, ("hypo", None, "")),
+])
+def test_whatif_capabilities_per_change_and_hypopg_version(action, method, hypo, throwaway, expected):
+    """HypoPG 1.4 (hide) is not installable here; this is where its path is decided."""
+    from reconciler.app.whatif import _capabilities
+    from reconciler.pg.explain import Hypopg
+
+    h = Hypopg(hypo[0], "public", hypo[1]) if hypo else None
+    add, remove, why = _capabilities(_pc(action, method), h, throwaway)
+    assert (add, remove) == expected[:2] and why.startswith(expected[2])
