@@ -337,3 +337,24 @@ def test_partitioned_table_index_is_recognized_through_its_partitions(dsn, run_s
     [q] = json.loads(res.stdout)["queries"]
     assert q["uses"] == [{"index": "ev_ws", "used": True}]
     assert {a["table"] for a in q["access"]} == {"ev_2024", "ev_2025"}
+
+
+def test_whatif_on_a_partitioned_table_sees_the_partition_indexes_it_would_build(dsn, run_sql, tmp_path):
+    """On a throwaway database the rolled-back CREATE INDEX on the parent makes partition
+    indexes that exist only inside the simulation; their plans still count for the parent."""
+    run_sql(dsn, """
+        CREATE TABLE ev (id int, ws text, at date) PARTITION BY RANGE (at);
+        CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        CREATE TABLE ev_2025 PARTITION OF ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        INSERT INTO ev SELECT g, 'w' || (g % 1000), date '2024-01-01' + (g % 700) FROM generate_series(1, 20000) g;
+        ANALYZE ev;""")
+    spec = load_spec([write_spec(tmp_path, "version: 1\nindexes:\n  - {name: ev_ws, table: ev, columns: [ws]}\n"
+                                           "queries:\n  - name: events\n    sql: SELECT * FROM ev WHERE ws = $1\n"
+                                           "    params: [w5]\n    uses: [ev_ws]\n")])
+    with psycopg.connect(dsn) as conn:
+        plan, _ = make_plan(conn, spec)
+        plan = simulate(conn, plan, spec, throwaway=True)
+    [pc] = plan.changes
+    [eff] = pc.effects
+    assert eff.summary.startswith("will use it (cost ") and not pc.unsimulated
+    assert run_sql(dsn, "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'ev%'") == [(0,)]

@@ -70,6 +70,7 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
     renamed = {pc.change.old_name: pc.change.index for pc in plan.changes if pc.change.action == "rename"}
     hypo_names: dict[str, str] = {}
     failed: dict[int, str] = {}
+    ancestors: dict[str, set[str]] = {}
     before: dict[str, object] = {}
     after: dict[str, object] = {}
     session = ExplainSession(conn, statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
@@ -97,12 +98,12 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
                     after[q.name] = parse_explain(session.explain(q.sql, q.params)[0])
                 except QueryRefused:
                     pass
+            # inside the transaction: the partition indexes a rolled-back CREATE INDEX made exist only here
+            names = {i for p in list(before.values()) + list(after.values()) for i in p.indexes}
+            ancestors = index_ancestors(conn, names)
     finally:
         if hypo is not None:
             session.hypo_reset(hypo)
-    names = {i for p in list(before.values()) + list(after.values()) for i in p.indexes}
-    ancestors = index_ancestors(conn, names)
-
     def logical(plan_names, with_hypo: bool) -> frozenset[str]:
         out = set()
         for n in plan_names:
