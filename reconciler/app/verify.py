@@ -51,7 +51,8 @@ def refusal(e: QueryRefused) -> str:
 
 def refused(q: QueryEntry, e: QueryRefused) -> ReconcilerError:
     return ReconcilerError(f"{q.where}: query {q.name!r}: {refusal(e)}",
-                           "the query ran only inside EXPLAIN, in a read-only transaction that was rolled back")
+                           "the query ran only inside EXPLAIN, in a read-only transaction that was rolled back"
+                           if e.by_server else None)
 
 
 def classify(sql: str) -> tuple[bool, str]:
@@ -68,12 +69,11 @@ def run_verify(conn: psycopg.Connection, queries: list[QueryEntry], opts: Verify
     docs: list[tuple[QueryEntry, dict, str]] = []
     with ExplainSession(conn, statement_timeout_ms=opts.statement_timeout_ms,
                         lock_timeout_ms=opts.lock_timeout_ms) as session:
-        for q in queries:
-            try:
-                doc, mode = session.explain(q.sql, q.params)
-            except QueryRefused as e:
-                raise refused(q, e) from None
-            docs.append((q, doc, mode))
+        try:
+            results = session.explain_all([(q.sql, q.params) for q in queries])
+        except QueryRefused as e:
+            raise refused(queries[e.position or 0], e) from None
+        docs = [(q, doc, mode) for q, (doc, mode) in zip(queries, results)]
     runs: dict[str, list] = {}
     notes: dict[str, list[str]] = {}
     if opts.analyze:

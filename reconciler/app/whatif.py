@@ -77,11 +77,12 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
                              writable=throwaway)
     try:
         with session:
-            for q in spec.queries:
-                try:
-                    before[q.name] = parse_explain(session.explain(q.sql, q.params)[0])
-                except QueryRefused as e:
-                    raise refused(q, e) from None
+            queries = list(spec.queries)
+            try:
+                docs = session.explain_all([(q.sql, q.params) for q in queries])
+            except QueryRefused as e:
+                raise refused(queries[e.position or 0], e) from None
+            before = {q.name: parse_explain(doc) for q, (doc, _mode) in zip(queries, docs)}
             for i, (pc, (add, remove, why)) in enumerate(zip(plan.changes, caps)):
                 if why or (add is None and remove is None):
                     continue

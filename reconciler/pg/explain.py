@@ -35,6 +35,7 @@ class QueryRefused(DatabaseError):
     def __init__(self, message: str, hint: str | None = None, by_server: bool = True):
         super().__init__(message, hint)
         self.by_server = by_server
+        self.position: int | None = None     # explain_all: which query
 
 
 def bind_value(v: Any) -> str | None:
@@ -177,6 +178,52 @@ class ExplainSession:
             if e.diag.sqlstate:
                 msg += f" (SQLSTATE {e.diag.sqlstate})"
             raise QueryRefused(msg) from None
+
+    def explain_all(self, items: list[tuple[str, tuple | list | None]]) -> list[tuple[Any, str]]:
+        """`explain` of many queries, sent in one pipeline (psycopg pipeline mode: no round trip
+        per query). On any refusal the transaction is restarted and the queries are explained
+        one by one, so the error names the query it belongs to (QueryRefused.position)."""
+        try:
+            return self._pipelined(items)
+        except QueryRefused:
+            pass
+        except psycopg.OperationalError as e:
+            raise DatabaseError(f"lost the connection while explaining queries: {str(e).strip()}") from None
+        except psycopg.Error:
+            pass
+        self.restart()
+        out = []
+        for pos, (sql, params) in enumerate(items):
+            try:
+                out.append(self.explain(sql, params))
+            except QueryRefused as e:
+                e.position = pos
+                raise
+        return out
+
+    def _pipelined(self, items) -> list[tuple[Any, str]]:
+        pending = []
+        with self.conn.pipeline():
+            for sql, params in items:
+                wanted = placeholder_count(sql)
+                cur = RawCursor(self.conn)
+                if params is not None:
+                    if len(params) != wanted:
+                        raise QueryRefused("params count", by_server=False)   # explained again, one by one
+                    cur.execute(f"EXPLAIN (FORMAT JSON) {sql}", [bind_value(p) for p in params], binary=True)
+                    pending.append((cur, "custom plan (params)"))
+                elif wanted == 0:
+                    cur.execute(f"EXPLAIN (FORMAT JSON) {sql}", [], binary=True)
+                    pending.append((cur, "plan"))
+                else:
+                    name = f"rc_query_{self._prepared}"
+                    self._prepared += 1
+                    cur.execute(f"PREPARE {name} AS {sql}", [], binary=True)
+                    explain = RawCursor(self.conn)
+                    explain.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({', '.join(['NULL'] * wanted)})", [],
+                                    binary=True)
+                    pending.append((explain, "generic plan"))
+        return [(cur.fetchone()[0], mode) for cur, mode in pending]
 
     # --- what-if -------------------------------------------------------------------------
 
