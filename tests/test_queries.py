@@ -316,3 +316,8 @@ def test_whatif_capabilities_per_change_and_hypopg_version(action, method, hypo,
     h = Hypopg(hypo[0], "public", hypo[1]) if hypo else None
     add, remove, why = _capabilities(_pc(action, method), h, throwaway)
     assert (add, remove) == expected[:2] and why.startswith(expected[2])
+
+
+def test_verify_summary_without_queries():
+    assert RENDERERS["text"]([], "--select tag=x") == "Verify: no query uses the selected indexes (partial: --select tag=x).\n"
+    assert RENDERERS["text"]([]) == "Verify: no query to check.\n"

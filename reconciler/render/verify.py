@@ -21,6 +21,9 @@ def _time(v: Verdict) -> str:
 
 
 def summary(verdicts: list[Verdict], selection: str = "") -> str:
+    if not verdicts:
+        return ("Verify: no query uses the selected indexes" + (f" (partial: {selection})." if selection else ".")
+                if selection else "Verify: no query to check.")
     bad = sum(1 for v in verdicts if not v.ok)
     head = f"Verify: {len(verdicts) - bad} of {len(verdicts)} quer{'y' if len(verdicts) == 1 else 'ies'} pass"
     head += f"; {bad} miss their index or budget." if bad else "."
