@@ -358,3 +358,19 @@ def test_whatif_on_a_partitioned_table_sees_the_partition_indexes_it_would_build
     [eff] = pc.effects
     assert eff.summary.startswith("will use it (cost ") and not pc.unsimulated
     assert run_sql(dsn, "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'ev%'") == [(0,)]
+
+
+def test_generic_plans_leave_no_prepared_statement_and_keep_the_sessions_own(db, run_sql):
+    """PREPAREd statements outlive a rollback: verify deallocates its own, by name, and no
+    other (a DEALLOCATE ALL would take the session's own too), also after a refusal."""
+    from reconciler.spec.queries_file import QueryEntry
+
+    good = QueryEntry("g", "SELECT id FROM t WHERE ws = $1 AND n > $2", None, (), None, None, "x.sql", 1)
+    bad = QueryEntry("b", "SELECT nope FROM t WHERE ws = $1", None, (), None, None, "x.sql", 2)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("PREPARE mine AS SELECT 1")
+        assert run_verify(conn, [good, good], VerifyOptions())[0].mode == "generic plan"
+        with pytest.raises(Exception, match="column \"nope\" does not exist"):
+            run_verify(conn, [good, bad, good], VerifyOptions())
+        names = [r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements").fetchall()]
+        assert names == ["mine"]

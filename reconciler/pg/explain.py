@@ -96,8 +96,10 @@ class ExplainSession:
         self.lock_timeout_ms = lock_timeout_ms
         self.writable = writable
         self._cur = RawCursor(conn)
-        self._prepared = 0
-        conn.prepare_threshold = None   # no psycopg-prepared statements: DEALLOCATE ALL stays safe
+        self._prepared = 0                  # names handed out: rc_query_0, rc_query_1, ...
+        self._known: list[str] = []         # PREPAREd for sure
+        self._maybe: list[str] = []         # sent in a pipeline that failed somewhere
+        conn.prepare_threshold = None       # psycopg's own prepared statements would share the session
 
     def __enter__(self) -> "ExplainSession":
         self._begin()
@@ -124,13 +126,26 @@ class ExplainSession:
             pass
 
     def close(self) -> None:
-        self._rollback()
-        if self._prepared:
+        """Deallocate our prepared statements (they outlive a rollback) by name, inside the
+        transaction while it is usable (behind a transaction pooler that is the only time the
+        server session is surely ours; never DEALLOCATE ALL, which would take others' too),
+        then roll back."""
+        known, self._known = self._known, []
+        maybe, self._maybe = self._maybe, []
+        if known and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
             try:
-                self.conn.execute("DEALLOCATE ALL")   # prepared statements outlive a rollback
+                with self.conn.pipeline():
+                    for name in known:
+                        self.conn.execute(f"DEALLOCATE {name}")
+                known = []
             except psycopg.Error:
                 pass
-            self._prepared = 0
+        self._rollback()
+        for name in known + maybe:   # best effort: a name may never have been prepared
+            try:
+                self.conn.execute(f"DEALLOCATE {name}")
+            except psycopg.Error:
+                pass
 
     def run(self, sql: str, params: list | tuple = ()) -> list[tuple]:
         """One trusted statement of ours (hypopg calls, savepoints), in this transaction."""
@@ -161,6 +176,7 @@ class ExplainSession:
             name = f"rc_query_{self._prepared}"
             self._prepared += 1
             self._cur.execute(f"PREPARE {name} AS {sql}", [], binary=True)
+            self._known.append(name)
             args = ", ".join(["NULL"] * wanted)   # values are ignored by a forced generic plan
             row = self._cur.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({args})", [], binary=True).fetchone()
             return row[0], "generic plan"   # deallocated all at once by close(): one round trip less each
@@ -203,6 +219,14 @@ class ExplainSession:
 
     def _pipelined(self, items) -> list[tuple[Any, str]]:
         pending = []
+        names: list[str] = []
+        try:
+            return self._send(items, pending, names)
+        except BaseException:
+            self._maybe.extend(names)   # some may have been prepared before the failure
+            raise
+
+    def _send(self, items, pending: list, names: list[str]) -> list[tuple[Any, str]]:
         with self.conn.pipeline():
             for sql, params in items:
                 wanted = placeholder_count(sql)
@@ -218,12 +242,15 @@ class ExplainSession:
                 else:
                     name = f"rc_query_{self._prepared}"
                     self._prepared += 1
+                    names.append(name)
                     cur.execute(f"PREPARE {name} AS {sql}", [], binary=True)
                     explain = RawCursor(self.conn)
                     explain.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({', '.join(['NULL'] * wanted)})", [],
                                     binary=True)
                     pending.append((explain, "generic plan"))
-        return [(cur.fetchone()[0], mode) for cur, mode in pending]
+        out = [(cur.fetchone()[0], mode) for cur, mode in pending]
+        self._known.extend(names)   # every statement of the pipeline ran
+        return out
 
     # --- what-if -------------------------------------------------------------------------
 
