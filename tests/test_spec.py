@@ -423,7 +423,7 @@ def test_json_schema_describes_the_file():
     schema = json_schema()
     json.dumps(schema)  # serializable
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert set(schema["properties"]) == {"version", "defaults", "manage", "indexes", "queries", "queries_file"}
+    assert set(schema["properties"]) == {"version", "defaults", "manage", "health", "indexes", "queries", "queries_file"}
     assert schema["additionalProperties"] is False
     ix = schema["$defs"]["IndexSpec"]
     assert {"name", "table", "columns", "where", "using", "with", "schema", "include"} <= set(ix["properties"])

@@ -5,6 +5,7 @@ from .load import Entry, Spec, glob_to_regex, load_spec, load_spec_text, query_r
 from .models import (
                      ColumnSpec,
                      Defaults,
+                     Health,
                      IndexSpec,
                      Manage,
                      QuerySpec,
@@ -15,6 +16,6 @@ from .models import (
 from .queries_file import QueryEntry, parse_queries_sql
 from .select import Selection, parse_selection
 
-__all__ = ["ColumnSpec", "Defaults", "Entry", "IndexSpec", "Manage", "QueryEntry", "QuerySpec", "Selection", "Spec",
-           "SpecFile", "glob_to_regex", "json_schema", "load_spec", "load_spec_text", "parse_queries_sql",
+__all__ = ["ColumnSpec", "Defaults", "Entry", "Health", "IndexSpec", "Manage", "QueryEntry", "QuerySpec", "Selection",
+           "Spec", "SpecFile", "glob_to_regex", "json_schema", "load_spec", "load_spec_text", "parse_queries_sql",
            "parse_selection", "query_reference_problems"]

@@ -92,3 +92,10 @@ def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = 
     doc["indexes"] = entries
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
     return header + text
+
+
+def entry_yaml(d: IndexDef, default_schema: str = "public", comment: str | None = None) -> str:
+    """One spec entry as a YAML list item, ready to paste under `indexes:` (used by `health`
+    for the entry a finding asks to add)."""
+    return yaml.dump([entry(d, default_schema, comment)], Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     width=120, default_flow_style=False)

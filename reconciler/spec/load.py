@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import SpecError
-from .models import ColumnSpec, Defaults, IndexSpec, Manage, QuerySpec, SpecFile
+from .models import ColumnSpec, Defaults, Health, IndexSpec, Manage, QuerySpec, SpecFile
 from .queries_file import QueryEntry, read_queries_file
 
 
@@ -66,6 +66,7 @@ class Spec:
     files: tuple[str, ...]
     table_globs: tuple[str, ...] = ()
     queries: tuple[QueryEntry, ...] = ()
+    health: Health = Health()
 
     def ignored(self, index_name: str) -> bool:
         return any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
@@ -231,6 +232,7 @@ def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
 
 _KNOWN_KEYS = {
     "top": list(SpecFile.model_fields),
+    "health": list(Health.model_fields),
     "index": list(IndexSpec.model_fields) + ["schema", "with"],
     "column": list(ColumnSpec.model_fields),
     "query": list(QuerySpec.model_fields),
@@ -240,8 +242,14 @@ _KNOWN_KEYS = {
 def _suggest_key(path: tuple) -> str:
 
     key = str(path[-1])
-    pool = _KNOWN_KEYS["top"] if len(path) == 1 else _KNOWN_KEYS["query"] if path[0] == "queries" else \
-        _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
+    if len(path) == 1:
+        pool = _KNOWN_KEYS["top"]
+    elif path[0] == "health":
+        pool = _KNOWN_KEYS["health"]
+    elif path[0] == "queries":
+        pool = _KNOWN_KEYS["query"]
+    else:
+        pool = _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
     pool = [p for p in pool if not p.endswith("_")]
     near = difflib.get_close_matches(key, pool, n=1)
     return f" (did you mean {near[0]!r}?)" if near else f" (allowed: {', '.join(pool)})"
@@ -250,8 +258,11 @@ def _suggest_key(path: tuple) -> str:
 def _rebuild(data: dict) -> SpecFile:
     """A SpecFile from the dump of one that was validated (no second validation); its indexes
     stay dumps until an Entry needs the model."""
+    health = data.get("health") or {}
     return SpecFile.model_construct(version=data["version"], defaults=Defaults.model_construct(**data["defaults"]),
                                     manage=Manage.model_construct(**data["manage"]), indexes=data["indexes"],
+                                    health=Health.model_construct(_fields_set=set(health), **{
+                                        **Health().model_dump(), **health}),
                                     queries=[QuerySpec.model_construct(**q) for q in data.get("queries") or []],
                                     queries_file=data.get("queries_file"))
 
@@ -271,6 +282,7 @@ def _cached_load(text: str, file: str) -> tuple[SpecFile, dict]:
     model, lines = load_spec_text(text, file)
     dump = model.model_dump(by_alias=True)
     dump["manage"] = model.manage.model_dump(exclude_unset=True)  # "prune not said" must survive
+    dump["health"] = model.health.model_dump(exclude_unset=True)  # so must "threshold not said"
     cache.put("spec", (file, text), (dump, lines))
     return model, lines
 
@@ -294,6 +306,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
     prune_file = None
     ignore: list[str] = []
     globs: list[str] = []
+    health: dict[str, tuple[object, str]] = {}   # threshold -> (value, file:line that set it)
     loaded: dict[Path, Path] = {}
     queries: list[QueryEntry] = []
     for f in files:
@@ -313,6 +326,12 @@ def load_spec(paths: list[str | Path]) -> Spec:
             prune, prune_file = model.manage.prune, f
         ignore.extend(g for g in model.manage.ignore if g not in ignore)
         globs.extend(g for g in model.manage.tables if g not in globs)
+        for key in sorted(model.health.model_fields_set):
+            value, where = getattr(model.health, key), f"{f}:{lines.get(('health', key), 1)}"
+            if key in health and health[key][0] != value:
+                raise SpecError(f"{where}: health.{key} is {value!r} here but {health[key][0]!r} at "
+                                f"{health[key][1]}; the merged spec needs one value")
+            health.setdefault(key, (value, where))
         for i, ix in enumerate(model.indexes):
             schema = (ix.get("schema") if isinstance(ix, dict) else ix.schema_) or model.defaults.schema_
             entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1)))
@@ -338,7 +357,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
                             "(query names are unique)")
         named[q.name] = q
     return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs),
-                tuple(queries))
+                tuple(queries), Health(**{k: v for k, (v, _) in health.items()}))
 
 
 def query_reference_problems(spec: Spec) -> list[tuple[QueryEntry, str]]:

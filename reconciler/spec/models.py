@@ -5,12 +5,14 @@ the database by `app.validate`. Must not import sqlglot or psycopg.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -178,6 +180,85 @@ class Manage(BaseModel):
                               "(e.g. 'public.*'): managed even when no entry names them, so prune can empty them")
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.I)
+_DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$", re.I)
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4,
+               "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4}
+
+
+def parse_duration(v: Any) -> Any:
+    """``30d`` / ``12h`` / ``90min`` / ``45s`` / a number of seconds → seconds (int)."""
+    if isinstance(v, bool):
+        raise ValueError("expected a duration such as 30d, 12h or 90min")
+    if isinstance(v, (int, float)):
+        seconds = v
+    else:
+        m = _DURATION.match(str(v))
+        if not m:
+            raise ValueError(f"cannot read duration {v!r} (examples: 30d, 12h, 90min, 45s)")
+        seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return int(seconds)
+
+
+def parse_size(v: Any) -> Any:
+    """``1MB`` / ``512kB`` / ``2GB`` / a number of bytes → bytes (int); units are powers of 1024,
+    as PostgreSQL's pg_size_pretty prints them."""
+    if isinstance(v, bool):
+        raise ValueError("expected a size such as 1MB or 512kB")
+    if isinstance(v, (int, float)):
+        size = v
+    else:
+        m = _SIZE.match(str(v))
+        if not m:
+            raise ValueError(f"cannot read size {v!r} (examples: 1MB, 512kB, 2GB, 0)")
+        size = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+    if size < 0:
+        raise ValueError("must not be negative")
+    return int(size)
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration),
+                     WithJsonSchema({"anyOf": [{"type": "string", "pattern": _DURATION.pattern},
+                                               {"type": "integer", "minimum": 0}]})]
+Size = Annotated[int, BeforeValidator(parse_size),
+                 WithJsonSchema({"anyOf": [{"type": "string", "pattern": _SIZE.pattern},
+                                           {"type": "integer", "minimum": 0}]})]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
+class Health(BaseModel):
+    """Thresholds of `reconciler health` (and of what `reconciler maintain` acts on). Crossing any
+    of them makes `health` exit 2. The defaults are the indexing document's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_index_hit_ratio: Ratio = Field(
+        0.99, description="per table: index blocks found in shared buffers / all index blocks read; lower is a "
+                          "finding (judged once a table's indexes had at least 1,000 block reads)")
+    max_seq_scan_ratio: Ratio = Field(
+        0.01, description="per table: sequential scans / all scans; higher is a finding (judged for tables with "
+                          "at least min_table_rows rows and 100 scans)")
+    unused_min_stats_age: Duration = Field(
+        "30d", validate_default=True, description="an index with no scans is only called unused when the statistics cover at "
+                                "least this long (since the last statistics reset, on every node): 30d, 12h, 90min")
+    max_bloat_ratio: Ratio = Field(
+        0.5, description="btree: estimated wasted space / index size; higher is a finding, and `maintain` "
+                         "rebuilds it with REINDEX INDEX CONCURRENTLY")
+    min_unused_size: Size = Field(
+        "1MB", validate_default=True, description="unused indexes smaller than this are not reported (1MB, 512kB)")
+    min_bloat_size: Size = Field(
+        "1MB", validate_default=True, description="bloat wasting less than this is not reported, whatever its ratio (small indexes "
+                               "carry natural slack)")
+    min_table_rows: int = Field(
+        10000, ge=0, description="tables with fewer live rows are not judged on sequential scans (a seq scan is "
+                                 "the best plan for a small table)")
+    max_stale_ratio: float = Field(
+        0.1, ge=0, description="statistics are stale when the rows modified since the last ANALYZE exceed 50 + "
+                               "this share of the table's rows (autovacuum's own rule); `maintain` ANALYZEs them")
+
+
 class SpecFile(BaseModel):
     """The whole of indexes.yaml."""
 
@@ -185,6 +266,8 @@ class SpecFile(BaseModel):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
     manage: Manage = Field(default_factory=Manage)
+    health: Health = Field(default_factory=Health, description="thresholds of `reconciler health` and "
+                           "`reconciler maintain`; the indexing document's values by default")
     indexes: list[IndexSpec] = Field(default_factory=list)
     queries: list[QuerySpec] = Field(default_factory=list)
     queries_file: Union[str, list[str], None] = Field(None, description=".sql file(s) of queries with `-- name:` "
