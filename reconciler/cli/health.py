@@ -10,7 +10,8 @@ from .options import CONNECTION_HELP, EXIT_CHANGES, EXIT_CODES_HELP, _duration_m
 
 HEALTH_EXIT_HELP = """
 \b
-Exit codes: 0 healthy, 1 any error, 2 a threshold is crossed (for cron).
+Exit codes: 0 success / in sync, 1 any error, 2 changes present
+(health: 0 healthy, 2 a threshold is crossed, for cron).
 """
 
 
