@@ -15,7 +15,9 @@ from typing import Callable
 
 import psycopg
 
+from ..core.hazards import parse_allowed
 from ..core.index import IndexDef
+from ..core.kinds import Action, DriftKind
 from ..core.plan import Plan, PlannedChange
 from ..errors import ApplyError, StalePlanError
 from ..normalize import same_definition
@@ -25,7 +27,9 @@ from ..pg.connection import connect, resolve_dsn
 from ..reconcile.planfile import plan_from_file
 from ..reconcile.planner import Timeouts, build_plan
 from ..render import render_text, summary_line
-from ..run.executor import Executor, backoff_delay
+from ..run import events as ev
+from ..run.executor import Executor
+from ..run.wait import POLL_EVERY_SECOND, Backoff, GaveUp, NotYet, wait_until
 from ..spec import Selection, load_spec, parse_selection
 from .engine import check_spec, make_plan
 from .verify import check_queries
@@ -63,7 +67,7 @@ def verifier(conn: psycopg.Connection) -> Callable[[PlannedChange], str | None]:
         c = pc.change
         snap = catalog.introspect(conn, [(c.schema, c.table)])
         by_name = {(x.schema, x.name): x for x in snap.indexes}
-        if c.action == "drop":
+        if c.action is Action.DROP:
             return "index still exists" if (c.schema, c.index) in by_name else None
         x = by_name.get((c.schema, c.index))
         if x is None:
@@ -78,54 +82,64 @@ def verifier(conn: psycopg.Connection) -> Callable[[PlannedChange], str | None]:
 
 
 class _Printer:
+    """An `Emit` that prints events: one JSON object per line, or lines for a person (a
+    progress bar redrawn in place on a terminal, every 10 s otherwise)."""
+
     def __init__(self, fmt: str, echo: Callable, tty: bool):
         self.fmt, self.echo, self.tty = fmt, echo, tty
         self.last_progress = 0.0
 
-    def __call__(self, e: dict) -> None:
+    def __call__(self, e: ev.Event) -> None:
         if self.fmt == "json":
-            self.echo(json.dumps(e, default=str))
+            self.echo(json.dumps(e.to_dict(), default=str))
             return
-        kind = e["event"]
-        if kind == "progress":
-            now = time.monotonic()
-            frac = e.get("fraction")
-            bar = ""
-            if frac is not None:
-                filled = int(frac * 30)
-                bar = "[" + "#" * filled + "." * (30 - filled) + f"] {frac * 100:5.1f}%"
-            eta = f" ETA {e['eta_s']:.0f}s" if e.get("eta_s") is not None else ""
-            wait = f" waiting for pid {e['waiting_for_pid']}" if e.get("waiting_for_pid") else ""
-            line = f"  {e['index']}: {e['phase']} {bar}{eta}{wait}"
-            if self.tty:
-                sys.stdout.write("\r" + line[:150].ljust(150))
-                sys.stdout.flush()
-            elif now - self.last_progress >= 10:
-                self.last_progress = now
-                self.echo(line)
+        if isinstance(e, ev.Progress):
+            self._progress(e)
             return
-        if self.tty and kind != "statement":
+        if self.tty and not isinstance(e, ev.Statement):
             sys.stdout.write("\r" + " " * 150 + "\r")
-        if kind == "change_start":
-            self.echo(f"{e['action']} {e['schema']}.{e['index']} on {e['table']}")
-        elif kind == "statement":
-            self.echo(f"  sql: {e['sql']};" + (f"  (try {e['attempt']})" if e["attempt"] > 1 else ""))
-        elif kind == "retry":
-            self.echo(f"  retry in {e['sleep_s']}s: {e['error']}")
-        elif kind == "waiting":
-            self.echo(f"  waiting: {e['detail']}")
-            for s in e.get("sessions", []):
-                self.echo(f"    pid {s['pid']} ({s['state']}, {s['age_s']}s): {s['query']}")
-        elif kind == "cleanup":
-            self.echo(f"  cleanup: {e['detail']} ({e['index']})")
-        elif kind == "skip":
-            self.echo(f"  skip: {e['detail']}")
-        elif kind == "change_done":
-            self.echo(f"  done in {e['seconds']:.2f}s" + (f", {e['size_bytes']:,} bytes" if e.get("size_bytes") else ""))
-        elif kind == "change_failed":
-            self.echo(f"  FAILED: {e['error']}")
-        elif kind == "info":
-            self.echo(e["detail"])
+        for line in _lines(e):
+            self.echo(line)
+
+    def _progress(self, e: ev.Progress) -> None:
+        now = time.monotonic()
+        bar = ""
+        if e.fraction is not None:
+            filled = int(e.fraction * 30)
+            bar = "[" + "#" * filled + "." * (30 - filled) + f"] {e.fraction * 100:5.1f}%"
+        eta = f" ETA {e.eta_s:.0f}s" if e.eta_s is not None else ""
+        wait = f" waiting for pid {e.waiting_for_pid}" if e.waiting_for_pid else ""
+        line = f"  {e.index}: {e.phase} {bar}{eta}{wait}"
+        if self.tty:
+            sys.stdout.write("\r" + line[:150].ljust(150))
+            sys.stdout.flush()
+        elif now - self.last_progress >= 10:
+            self.last_progress = now
+            self.echo(line)
+
+
+def _lines(e: ev.Event) -> list[str]:
+    """An event as lines of text for a person."""
+    if isinstance(e, ev.ChangeStart):
+        return [f"{e.action} {e.schema}.{e.index} on {e.table}"]
+    if isinstance(e, ev.Statement):
+        return [f"  sql: {e.sql};" + (f"  (try {e.attempt})" if e.attempt > 1 else "")]
+    if isinstance(e, ev.Retry):
+        return [f"  retry in {e.sleep_s}s: {e.error}"]
+    if isinstance(e, ev.Waiting):
+        return [f"  waiting: {e.detail}"] + [f"    pid {s.pid} ({s.state}, {s.age_s}s): {s.query}"
+                                             for s in e.sessions or ()]
+    if isinstance(e, ev.Cleanup):
+        return [f"  cleanup: {e.detail} ({e.index})"]
+    if isinstance(e, ev.Skip):
+        return [f"  skip: {e.detail}"]
+    if isinstance(e, ev.ChangeDone):
+        return [f"  done in {e.seconds:.2f}s" + (f", {e.size_bytes:,} bytes" if e.size_bytes else "")]
+    if isinstance(e, ev.ChangeFailed):
+        return [f"  FAILED: {e.error}"]
+    if isinstance(e, ev.Info):
+        return [e.detail]
+    return []
 
 
 def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, printer=lambda e: None):
@@ -160,6 +174,7 @@ def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, pri
 def run_apply(*, files: list[str], database: str | None, plan_file: str | None, auto_approve: bool, dry_run: bool,
               timeouts: Timeouts, retries: int, allowed: set[str], fmt: str, wait_for_lock: int,
               confirm: Callable[[str], bool], echo: Callable, color: bool, select: tuple[str, ...] = ()) -> bool:
+    allowed = parse_allowed(allowed)   # a typo is an error before anything else happens
     dsn = resolve_dsn(database)
     spec = load_spec(files) if files else None
     desired = check_spec(spec) if spec is not None else None  # a bad spec is reported before connecting
@@ -196,7 +211,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
             raise ApplyError(f"the plan has blocking hazards: {', '.join(blocking)}",
                              " ".join(f"--allow-hazard {b}" for b in blocking) + " to go ahead")
         if dry_run:
-            printer({"event": "info", "detail": "dry run: nothing executed"})
+            printer(ev.Info("dry run: nothing executed"))
             return True
         if not auto_approve and not confirm("Apply these changes?"):
             raise ApplyError("not approved; nothing changed")
@@ -212,7 +227,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         # Convergence: a second plan must be empty.
         again, _ = make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection)
         if not again.empty:
-            printer({"event": "info", "detail": "after apply the database still differs: " + summary_line(again)})
+            printer(ev.Info("after apply the database still differs: " + summary_line(again)))
             return False
         return True
     finally:
@@ -228,43 +243,45 @@ def _bounded(conn, timeouts: Timeouts, retries: int, printer, fn: Callable):
     no lock_timeout a session holding ACCESS EXCLUSIVE (a migration, a VACUUM FULL) would make
     apply hang for as long as it holds it."""
     conn.execute(f"SET lock_timeout = '{timeouts.lock_ms or 0}ms'")
-    attempt = 0
-    while True:
+
+    def attempt(n: int):
         try:
             return fn()
         except psycopg.errors.LockNotAvailable as e:
-            msg = (e.diag.message_primary or str(e)).strip()
-            if attempt >= retries:
-                raise ApplyError(f"cannot read the catalog of the managed tables: {msg} (SQLSTATE 55P03); another "
-                                 "session holds a conflicting lock on one of them; nothing changed",
-                                 "retry later, or raise --retries/--lock-timeout") from None
-            delay = backoff_delay(attempt)
-            attempt += 1
-            printer({"event": "retry", "sql": "(planning)", "attempt": attempt + 1, "error": msg,
-                     "sleep_s": round(delay, 2)})
-            time.sleep(delay)
+            return NotYet((e.diag.message_primary or str(e)).strip())
+
+    def report(w) -> None:
+        printer(ev.Retry("(planning)", w.tries + 1, w.state, round(w.delay_s, 2)))
+
+    try:
+        return wait_until(attempt, backoff=Backoff(), tries=retries + 1, on_wait=report)
+    except GaveUp as g:
+        raise ApplyError(f"cannot read the catalog of the managed tables: {g.state} (SQLSTATE 55P03); another "
+                         "session holds a conflicting lock on one of them; nothing changed",
+                         "retry later, or raise --retries/--lock-timeout") from None
 
 
 def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: int = 0,
                              desired: list[IndexDef] | None = None, selection: Selection = Selection()) -> Plan:
     """Plan; while another backend is still building one of our indexes (say, the build of an
     apply that was killed), wait for it instead of touching it, then plan again."""
-    deadline = time.monotonic() + (timeouts.build_ms / 1000 if timeouts.build_ms else 3600)
-    reported = False
-    while True:
+
+    def plan_when_idle(n: int):
         plan, _ = _bounded(conn, timeouts, retries, printer,
                            lambda: make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection))
-        busy = [d for d in plan.drift if d.kind == "being_built"]
-        if not busy:
-            return plan
-        if time.monotonic() > deadline:
-            raise ApplyError("another session is still building " + ", ".join(d.index for d in busy)
-                             + "; nothing changed", "wait for it to finish (or raise --build-timeout) and apply again")
-        if not reported:
-            printer({"event": "info", "detail": "waiting for builds another session is running: "
-                                                + ", ".join(d.index for d in busy)})
-            reported = True
-        time.sleep(1.0)
+        busy = [d.index for d in plan.drift if d.kind is DriftKind.BEING_BUILT]
+        return NotYet(busy) if busy else plan
+
+    def report(w) -> None:
+        if w.first:
+            printer(ev.Info("waiting for builds another session is running: " + ", ".join(w.state)))
+
+    try:
+        return wait_until(plan_when_idle, backoff=POLL_EVERY_SECOND, on_wait=report,
+                          timeout_s=timeouts.build_ms / 1000 if timeouts.build_ms else 3600)
+    except GaveUp as g:
+        raise ApplyError("another session is still building " + ", ".join(g.state) + "; nothing changed",
+                         "wait for it to finish (or raise --build-timeout) and apply again") from None
 
 
 def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False) -> None:
@@ -280,5 +297,4 @@ def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False) -> No
             lines.append(f"  not run {pc.change.action} {pc.change.index}")
     head = "Interrupted. " if interrupted else ""
     ok = sum(1 for o in ex.outcomes if o.ok)
-    printer({"event": "info", "detail": f"{head}Summary: {ok} of {len(plan.changes)} change(s) done.\n"
-                                        + "\n".join(lines)})
+    printer(ev.Info(f"{head}Summary: {ok} of {len(plan.changes)} change(s) done.\n" + "\n".join(lines)))

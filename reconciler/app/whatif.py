@@ -18,15 +18,18 @@ from dataclasses import replace
 
 import psycopg
 
-from ..core.plan import Hazard, Plan, PlannedChange
+from ..core.hazards import Hazard, HazardCode
+from ..core.kinds import Action
+from ..core.plan import Plan, PlannedChange
 from ..pg.explain import ExplainSession, Hypopg, QueryRefused, hypopg_info, index_ancestors
 from ..queries import parse_explain
 from ..queries.whatif import ChangeSim, QueryState, effects_of
 from ..spec import Spec
 from .verify import check_queries, refused
 
+_BUILDS = (Action.CREATE, Action.REPLACE, Action.REBUILD)    # the changes that build an index
+_REMOVES = (Action.DROP, Action.REPLACE)                       # the changes that remove one
 HYPO_METHODS = ("btree", "brin", "hash", "bloom")   # HypoPG cannot size GIN/GiST/SP-GiST (hypopg#97)
-QUERY_REGRESSION = "QUERY_REGRESSION"
 
 
 def _capabilities(pc: PlannedChange, hypo: Hypopg | None, throwaway: bool) -> tuple[str | None, str | None, str]:
@@ -35,7 +38,7 @@ def _capabilities(pc: PlannedChange, hypo: Hypopg | None, throwaway: bool) -> tu
     c = pc.change
     add = remove = None
     why = ""
-    if c.action in ("create", "replace", "rebuild"):
+    if c.action in _BUILDS:
         if throwaway:
             add = "ddl"
         elif hypo is None:
@@ -44,7 +47,7 @@ def _capabilities(pc: PlannedChange, hypo: Hypopg | None, throwaway: bool) -> tu
             why = f"HypoPG cannot simulate {c.desired.method} indexes (only {', '.join(HYPO_METHODS)})"
         else:
             add = "hypo"
-    if c.action in ("drop", "replace") and not why:
+    if c.action in _REMOVES and not why:
         if throwaway:
             remove = "ddl"
         elif hypo is not None and hypo.can_hide:
@@ -67,7 +70,7 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
         conn.autocommit = True
     hypo = hypopg_info(conn)
     caps = [_capabilities(pc, hypo, throwaway) for pc in plan.changes]
-    renamed = {pc.change.old_name: pc.change.index for pc in plan.changes if pc.change.action == "rename"}
+    renamed = {pc.change.old_name: pc.change.index for pc in plan.changes if pc.change.action is Action.RENAME}
     hypo_names: dict[str, str] = {}
     failed: dict[int, str] = {}
     ancestors: dict[str, set[str]] = {}
@@ -116,8 +119,8 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
     sims = []
     for i, (pc, (add, remove, why)) in enumerate(zip(plan.changes, caps)):
         c = pc.change
-        new = c.index if c.action in ("create", "replace", "rebuild") else None
-        old = (c.old_name or c.index) if c.action in ("drop", "replace") else None
+        new = c.index if c.action in _BUILDS else None
+        old = (c.old_name or c.index) if c.action in _REMOVES else None
         reason = failed.get(i) or why
         sims.append(ChangeSim(i, c.action, c.table, new, old, not reason, reason))
     states = [QueryState(q.name, q.where, q.uses, q.budget_cost, before[q.name], after.get(q.name),
@@ -134,8 +137,8 @@ def simulate(conn: psycopg.Connection, plan: Plan, spec: Spec, *, throwaway: boo
             names = ", ".join(f"{e.query!r} ({e.where})" for e in bad[:3])
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             text = f"{'a query' if len(bad) == 1 else f'{len(bad)} queries'} would regress: {names}{more}"
-            hazards = hazards + (Hazard(QUERY_REGRESSION, text, blocking=True),)
-        unsimulated = sims[i].why_not if pc.change.action != "rename" else ""
+            hazards = hazards + (Hazard(HazardCode.QUERY_REGRESSION, text),)
+        unsimulated = sims[i].why_not if pc.change.action is not Action.RENAME else ""
         changes.append(replace(pc, effects=effs, hazards=hazards, unsimulated=unsimulated))
     return replace(plan, changes=tuple(changes))
 
@@ -150,7 +153,7 @@ def _apply_one(session: ExplainSession, pc: PlannedChange, add: str | None, remo
     elif remove == "hide":
         session.hypo_hide(hypo, c.live.oid)
     if add == "ddl":
-        if c.action == "rebuild":
+        if c.action is Action.REBUILD:
             session.run(f"DROP INDEX {c.live.definition.qualified_name}")
         session.run(c.desired.create_sql(concurrently=False, with_tablespace=False))
     elif add == "hypo":

@@ -86,7 +86,7 @@ def drift(files, database, schema_sql, fmt, select):
         click.echo(render_plan_prometheus(the_plan, dbname, time.time()), nl=False)
     else:
         click.echo(render_drift(the_plan, fmt), nl=False)
-    if not the_plan.empty or any(d.kind != "ignored" for d in the_plan.drift):
+    if the_plan.drifted:
         sys.exit(EXIT_CHANGES)
 
 

@@ -1,29 +1,17 @@
 """What changes and what runs: `Change` (what must happen, with human reasons), `Operation`
-(one executable statement with its timeouts), `Hazard`, `PlannedChange`, `Drift`, `Plan`.
-No I/O; a `Plan` is data that render and the executor read.
+(one executable statement with its timeouts), `PlannedChange`, `Drift`, `Plan`; hazards are in
+`hazards`, the kinds in `kinds`. No I/O; a `Plan` is data that render and the executor read.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hazards import Hazard
 from .index import IndexDef, LiveIndex, Partition, TableFacts
+from .kinds import Action, DriftKind, OpKind
 
-ACTIONS = ("create", "drop", "replace", "rename", "rebuild")
 PLAN_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Hazard:
-    """Something a reviewer should know before approving. `code` is stable: users type it in
-    --allow-hazard. `blocking` hazards stop `apply` unless allowed."""
-
-    code: str
-    message: str
-    blocking: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "blocking": self.blocking}
 
 
 @dataclass(frozen=True)
@@ -31,13 +19,16 @@ class Operation:
     """One statement to run, on its own autocommit round trip, with its own timeouts."""
 
     sql: str
-    kind: str                       # build | drop | rename | reindex | attach | analyze | comment | check
+    kind: OpKind
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
     concurrent: bool = False
     target: str | None = None       # index name this statement produces or touches
     table: str | None = None        # qualified table, for progress reporting
     parent: str | None = None       # partition steps: the qualified parent table
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", OpKind.parse(self.kind))
 
     def to_dict(self) -> dict[str, Any]:
         return {"sql": self.sql, "kind": self.kind, "lock_timeout_ms": self.lock_timeout_ms,
@@ -50,7 +41,7 @@ class Change:
     """What must happen to one index, and why. `desired` is None for a drop; `live` is None for
     a create."""
 
-    action: str
+    action: Action
     schema: str
     table: str
     index: str
@@ -65,8 +56,7 @@ class Change:
         return self.table_facts.partitions
 
     def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
-            raise ValueError(f"unknown action {self.action!r}")
+        object.__setattr__(self, "action", Action.parse(self.action))
 
 
 @dataclass(frozen=True)
@@ -100,15 +90,22 @@ class Drift:
     """A difference `drift` reports that is not a change of the plan (an extra index kept
     because prune is off, a constraint-backed index that differs from the spec)."""
 
-    kind: str                # extra | constraint | being_built
+    kind: DriftKind
     schema: str
     table: str
     index: str
     message: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", DriftKind.parse(self.kind))
+
 
 @dataclass(frozen=True)
 class Plan:
+    """The changes in execution order, the drift left alone, and what the comparison warned
+    about. `fingerprint` digests the live indexes it was made from (a saved plan is stale when
+    it moved). No timestamps: the same inputs give the same plan, byte for byte."""
+
     changes: tuple[PlannedChange, ...]
     fingerprint: str = ""
     drift: tuple[Drift, ...] = ()
@@ -119,3 +116,9 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.changes
+
+    @property
+    def drifted(self) -> bool:
+        """Anything for `drift` to report: a change, or a difference left alone (an entry the
+        spec lists but manage.ignore hides is not one)."""
+        return not self.empty or any(d.kind is not DriftKind.IGNORED for d in self.drift)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.kinds import Action
 from ..core.plan import QueryEffect
 from .explained import Explained
 
@@ -35,12 +36,15 @@ class QueryState:
 @dataclass(frozen=True)
 class ChangeSim:
     key: int                                # position of the change in the plan
-    action: str
+    action: Action
     table: str
     new_name: str | None                    # the index the change builds (create/replace/rebuild)
     old_name: str | None                    # the index the change removes (drop/replace)
     simulated: bool
     why_not: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action.parse(self.action))
 
 
 def cost(c: float | None) -> str:
@@ -69,7 +73,7 @@ def effects_of(changes: list[ChangeSim], queries: list[QueryState]) -> dict[int,
         reasons = regression_reasons(q)
         tables = q.before.tables | (q.after.tables if q.after else frozenset())
         for c in changes:
-            if c.action == "rename":
+            if c.action is Action.RENAME:
                 continue
             eff = _effect(c, q, reasons, tables)
             if eff is not None:
@@ -82,7 +86,7 @@ def _effect(c: ChangeSim, q: QueryState, reasons: list[str], tables: frozenset[s
     if not c.simulated:
         # the reason is said once, on the change (`unsimulated`)
         if c.old_name and c.old_name in q.before_names:
-            if c.action == "drop":
+            if c.action is Action.DROP:
                 return QueryEffect(q.name, q.where, f"uses {c.old_name} now (cost {cost(b.cost)}); its plan without "
                                    "it is unknown", b.cost, None, True)
             return QueryEffect(q.name, q.where, f"uses {c.old_name} now (cost {cost(b.cost)}); its plan with the new "

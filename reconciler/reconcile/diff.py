@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Callable
 
 from ..core.index import IndexDef, LiveIndex, TableFacts
+from ..core.kinds import Action, DriftKind
 from ..core.plan import Change, Drift
 from .naming import is_leftover, leftover_of
 
@@ -46,7 +47,7 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
 
     for d in desired:
         if ignored(d.name):
-            drift.append(Drift("ignored", d.schema, d.table, d.name,
+            drift.append(Drift(DriftKind.IGNORED, d.schema, d.table, d.name,
                                "listed in the spec but matches manage.ignore; left alone"))
             continue
         cur = by_name.get((d.schema, d.name))
@@ -56,32 +57,32 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
         claimed.add(cur.oid)
         parts = table_facts(d.schema, d.table)
         if cur.being_built:
-            drift.append(Drift("being_built", cur.schema, cur.table, cur.name,
+            drift.append(Drift(DriftKind.BEING_BUILT, cur.schema, cur.table, cur.name,
                                "another session is building this index right now; left alone"))
             continue
         if cur.constraint:
             if (cur.table != d.table) or not same(d, cur.definition):
-                drift.append(Drift("constraint", cur.schema, cur.table, cur.name,
+                drift.append(Drift(DriftKind.CONSTRAINT, cur.schema, cur.table, cur.name,
                                    f"backs constraint {cur.constraint!r} and differs from the spec; "
                                    "constraint-backed indexes are never replaced (change the constraint)"))
             continue
         if cur.table != d.table:
-            changes.append(Change("replace", d.schema, d.table, d.name,
+            changes.append(Change(Action.REPLACE, d.schema, d.table, d.name,
                                   (f"the name belongs to an index on table {cur.table!r}; the spec puts it on "
                                    f"{d.table!r}",), d, cur, cur.name, parts))
             continue
         if cur.parent_index:
-            changes.append(Change("replace", d.schema, d.table, d.name,
+            changes.append(Change(Action.REPLACE, d.schema, d.table, d.name,
                                   (f"attached to partitioned index {cur.parent_index}; the spec wants it standalone",),
                                   d, cur, cur.name, parts))
             continue
         if not same(d, cur.definition):
-            changes.append(Change("replace", d.schema, d.table, d.name,
+            changes.append(Change(Action.REPLACE, d.schema, d.table, d.name,
                                   tuple(reasons(cur.definition, d)) or ("definition differs",), d, cur, cur.name, parts))
         elif not cur.valid or not cur.ready:
             why = ("partitioned index is INVALID: not every partition has its index attached" if cur.partitioned
                    else "index is INVALID (a failed or interrupted build); it is maintained but never used")
-            changes.append(Change("rebuild", d.schema, d.table, d.name, (why,), d, cur, None, parts))
+            changes.append(Change(Action.REBUILD, d.schema, d.table, d.name, (why,), d, cur, None, parts))
 
     # Extras: unclaimed, not constraint-backed, not partition children (implied by their parent).
     extras = [x for x in visible if x.oid not in claimed and not x.constraint and not x.parent_index]
@@ -92,14 +93,14 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
                       and not is_leftover(x.name) and same(d, x.definition)), None)
         if match is not None:
             extras.remove(match)
-            changes.append(Change("rename", d.schema, d.table, d.name, (f"same definition as {match.name!r}",),
+            changes.append(Change(Action.RENAME, d.schema, d.table, d.name, (f"same definition as {match.name!r}",),
                                   d, match, match.name, parts))
         else:
-            changes.append(Change("create", d.schema, d.table, d.name, ("not in the database",), d, None, None, parts))
+            changes.append(Change(Action.CREATE, d.schema, d.table, d.name, ("not in the database",), d, None, None, parts))
 
     # An unlisted index on a partition that a new or incomplete partitioned index will adopt
     # (the executor attaches an equivalent index instead of building one) is not an extra.
-    adopting = [c.desired for c in changes if c.action in ("create", "rebuild", "replace")
+    adopting = [c.desired for c in changes if c.action in (Action.CREATE, Action.REBUILD, Action.REPLACE)
                 and c.table_facts.kind == "p" and c.desired is not None]
 
     def adopted(x: LiveIndex) -> bool:
@@ -112,21 +113,21 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
     wanted = [d.name for d in desired]
     for x in extras:
         if adopting and adopted(x):
-            drift.append(Drift("extra", x.schema, x.table, x.name, "will be attached to its partitioned index"))
+            drift.append(Drift(DriftKind.EXTRA, x.schema, x.table, x.name, "will be attached to its partitioned index"))
             continue
         if x.being_built:
-            drift.append(Drift("being_built", x.schema, x.table, x.name,
+            drift.append(Drift(DriftKind.BEING_BUILT, x.schema, x.table, x.name,
                                "another session is building this index right now; left alone"))
             continue
         origin = leftover_of(x.name, wanted) if is_leftover(x.name) else None
         if origin is not None:
-            changes.append(Change("drop", x.schema, x.table, x.name,
+            changes.append(Change(Action.DROP, x.schema, x.table, x.name,
                                   (f"leftover of an interrupted replace of {origin!r}",), None, x))
             continue
         state = "" if x.valid else " (INVALID)"
-        drift.append(Drift("extra", x.schema, x.table, x.name, f"not in the spec{state}"))
+        drift.append(Drift(DriftKind.EXTRA, x.schema, x.table, x.name, f"not in the spec{state}"))
         if prune:
-            changes.append(Change("drop", x.schema, x.table, x.name, (f"not in the spec{state}; prune is on",),
+            changes.append(Change(Action.DROP, x.schema, x.table, x.name, (f"not in the spec{state}; prune is on",),
                                   None, x, None, table_facts(x.schema, x.table)))
     changes.sort(key=lambda c: (c.schema, c.table, c.index, c.action))
     drift.sort(key=lambda d: (d.schema, d.table, d.index, d.kind))

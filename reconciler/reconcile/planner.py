@@ -19,10 +19,13 @@ from dataclasses import dataclass
 
 from ..core.ident import qualified, quote_ident, quote_literal
 from ..core.index import IndexDef
-from ..core.plan import Change, Drift, Hazard, Operation, Plan, PlannedChange
+from ..core.hazards import Hazard, HazardCode
+from ..core.kinds import Action, OpKind
+from ..core.plan import Change, Drift, Operation, Plan, PlannedChange
 from .naming import temp_name
 
-EXECUTION_ORDER = {"rename": 0, "rebuild": 1, "create": 2, "replace": 3, "drop": 4}
+# Builds before drops (pg-schema-diff): the old index serves queries until the new one is VALID.
+EXECUTION_ORDER = {Action.RENAME: 0, Action.REBUILD: 1, Action.CREATE: 2, Action.REPLACE: 3, Action.DROP: 4}
 
 
 @dataclass(frozen=True)
@@ -40,14 +43,14 @@ def build_plan(changes: list[Change], drift: list[Drift] = (), *, timeouts: Time
 
 def plan_change(c: Change, t: Timeouts = Timeouts()) -> PlannedChange:
     ops: list[Operation] = []
-    if c.action == "create":
+    if c.action is Action.CREATE:
         ops += _build_ops(c.desired, c, t)
-    elif c.action == "rename":
+    elif c.action is Action.RENAME:
         ops.append(_rename(c.schema, c.old_name, c.index, c, t))
         ops += _comment_ops(c.desired, c, t)
-    elif c.action == "drop":
+    elif c.action is Action.DROP:
         ops.append(_drop(c.schema, c.index, c.live.partitioned, c, t))
-    elif c.action == "replace":
+    elif c.action is Action.REPLACE:
         old = c.live
         aside = temp_name(c.index, "old")
         if old.schema == c.schema:
@@ -55,7 +58,7 @@ def plan_change(c: Change, t: Timeouts = Timeouts()) -> PlannedChange:
         if old.partitioned:
             # The new partition indexes take the names PostgreSQL chooses; the old ones must not
             # hold those names meanwhile (they go away with their parent at the end).
-            ops.append(Operation(rename_children_sql(c.schema, aside), "rename_children", t.lock_ms,
+            ops.append(Operation(rename_children_sql(c.schema, aside), OpKind.RENAME_CHILDREN, t.lock_ms,
                                  t.statement_ms, False, aside, qualified(c.schema, c.table)))
         ops += _build_ops(c.desired, c, t)
         if old.parent_index:
@@ -64,13 +67,13 @@ def plan_change(c: Change, t: Timeouts = Timeouts()) -> PlannedChange:
             ops.append(_drop(c.schema, aside, old.partitioned, c, t))
         else:
             ops.append(_drop(old.schema, old.name, old.partitioned, c, t))
-    elif c.action == "rebuild":
+    elif c.action is Action.REBUILD:
         if c.live.partitioned:
             ops += _partition_ops(c.desired, c, t)
         else:
             d = c.desired
             ops += _unique_check(d, c, t)
-            ops.append(Operation(f"REINDEX INDEX CONCURRENTLY {qualified(c.schema, c.index)}", "reindex",
+            ops.append(Operation(f"REINDEX INDEX CONCURRENTLY {qualified(c.schema, c.index)}", OpKind.REINDEX,
                                  t.lock_ms, t.build_ms, True, c.index, d.qualified_table))
     return PlannedChange(c, tuple(ops), tuple(hazards(c)))
 
@@ -78,15 +81,15 @@ def plan_change(c: Change, t: Timeouts = Timeouts()) -> PlannedChange:
 def _build_ops(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
     ops = _unique_check(d, c, t)
     if c.table_facts.kind == "p":
-        ops.append(Operation(d.create_sql(concurrently=False, only=True), "build_parent", t.lock_ms,
+        ops.append(Operation(d.create_sql(concurrently=False, only=True), OpKind.BUILD_PARENT, t.lock_ms,
                              t.statement_ms, False, d.name, d.qualified_table))
         ops += _partition_ops(d, c, t)
     else:
-        ops.append(Operation(d.create_sql(concurrently=True), "build", t.lock_ms, t.build_ms, True, d.name,
+        ops.append(Operation(d.create_sql(concurrently=True), OpKind.BUILD, t.lock_ms, t.build_ms, True, d.name,
                              d.qualified_table))
     if any(k.is_expression for k in d.keys):
         # The planner has no statistics on an expression until ANALYZE (docs: "Statistics Used by the Planner").
-        ops.append(Operation(f"ANALYZE {d.qualified_table}", "analyze", t.lock_ms, t.build_ms, False, d.name,
+        ops.append(Operation(f"ANALYZE {d.qualified_table}", OpKind.ANALYZE, t.lock_ms, t.build_ms, False, d.name,
                              d.qualified_table))
     ops += _comment_ops(d, c, t)
     return ops
@@ -100,16 +103,16 @@ def _partition_ops(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
     ops = []
     for p in c.partitions:
         if p.leaf:
-            ops.append(Operation(d.create_sql(concurrently=True, name="", table=p.qualified), "build_partition",
+            ops.append(Operation(d.create_sql(concurrently=True, name="", table=p.qualified), OpKind.BUILD_PARTITION,
                                  t.lock_ms, t.build_ms, True, d.name, p.qualified, p.parent_qualified))
         else:
             ops.append(Operation(d.create_sql(concurrently=False, only=True, name="", table=p.qualified),
-                                 "build_subparent", t.lock_ms, t.statement_ms, False, d.name, p.qualified,
+                                 OpKind.BUILD_SUBPARENT, t.lock_ms, t.statement_ms, False, d.name, p.qualified,
                                  p.parent_qualified))
         parent_index = qualified(d.schema, d.name) if p.parent_qualified == d.qualified_table else \
             f"<index on {p.parent_qualified}>"
         ops.append(Operation(f"ALTER INDEX {parent_index} ATTACH PARTITION <index on {p.qualified}>",
-                             "attach", t.lock_ms, t.statement_ms, False, d.name, p.qualified, p.parent_qualified))
+                             OpKind.ATTACH, t.lock_ms, t.statement_ms, False, d.name, p.qualified, p.parent_qualified))
     return ops
 
 
@@ -137,11 +140,11 @@ def _unique_check(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
     sql = (f"SELECT {', '.join(f'({k})' for k in keys)}, count(*) FROM {d.qualified_table}"
            + (f" WHERE {' AND '.join(conds)}" if conds else "")
            + f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))} HAVING count(*) > 1 LIMIT 5")
-    return [Operation(sql, "check_unique", t.lock_ms, t.build_ms, False, d.name, d.qualified_table)]
+    return [Operation(sql, OpKind.CHECK_UNIQUE, t.lock_ms, t.build_ms, False, d.name, d.qualified_table)]
 
 
 def _rename(schema: str, old: str, new: str, c: Change, t: Timeouts) -> Operation:
-    return Operation(f"ALTER INDEX {qualified(schema, old)} RENAME TO {quote_ident(new)}", "rename",
+    return Operation(f"ALTER INDEX {qualified(schema, old)} RENAME TO {quote_ident(new)}", OpKind.RENAME,
                      t.lock_ms, t.statement_ms, False, new, qualified(c.schema, c.table))
 
 
@@ -149,16 +152,16 @@ def _drop(schema: str, name: str, partitioned: bool, c: Change, t: Timeouts) -> 
     if partitioned:
         # DROP INDEX CONCURRENTLY is refused on partitioned indexes; this one takes ACCESS
         # EXCLUSIVE on the table tree briefly, hence the short lock timeout and retries.
-        return Operation(f"DROP INDEX {qualified(schema, name)}", "drop", t.lock_ms, t.statement_ms, False, name,
+        return Operation(f"DROP INDEX {qualified(schema, name)}", OpKind.DROP, t.lock_ms, t.statement_ms, False, name,
                          qualified(c.schema, c.table))
-    return Operation(f"DROP INDEX CONCURRENTLY {qualified(schema, name)}", "drop", t.lock_ms, t.build_ms, True,
+    return Operation(f"DROP INDEX CONCURRENTLY {qualified(schema, name)}", OpKind.DROP, t.lock_ms, t.build_ms, True,
                      name, qualified(c.schema, c.table))
 
 
 def _comment_ops(d: IndexDef | None, c: Change, t: Timeouts) -> list[Operation]:
     if d is None or not d.comment:
         return []
-    return [Operation(f"COMMENT ON INDEX {qualified(d.schema, d.name)} IS {quote_literal(d.comment)}", "comment",
+    return [Operation(f"COMMENT ON INDEX {qualified(d.schema, d.name)} IS {quote_literal(d.comment)}", OpKind.COMMENT,
                       t.lock_ms, t.statement_ms, False, d.name, d.qualified_table)]
 
 
@@ -173,27 +176,27 @@ def _size(n: int) -> str:
 def hazards(c: Change) -> list[Hazard]:
     out: list[Hazard] = []
     live = c.live
-    if c.action in ("create", "replace", "rebuild"):
+    if c.action in (Action.CREATE, Action.REPLACE, Action.REBUILD):
         facts = c.table_facts
         where = f" ({_size(facts.bytes)}, ~{facts.rows:,} rows)"
-        out.append(Hazard("INDEX_BUILD", f"builds an index on {c.table}{where} CONCURRENTLY: no write waits, "
+        out.append(Hazard(HazardCode.INDEX_BUILD, f"builds an index on {c.table}{where} CONCURRENTLY: no write waits, "
                                          "but it scans the table twice and waits for older transactions"))
         if c.desired is not None and c.desired.unique:
-            out.append(Hazard("UNIQUE_BUILD_MAY_FAIL", "a UNIQUE build fails on duplicate keys; apply checks for "
+            out.append(Hazard(HazardCode.UNIQUE_BUILD_MAY_FAIL, "a UNIQUE build fails on duplicate keys; apply checks for "
                                                        "duplicates first and stops with a sample"))
         if facts.kind == "p":
-            out.append(Hazard("PARTITIONED_BUILD", f"partitioned table: ON ONLY parent, then "
+            out.append(Hazard(HazardCode.PARTITIONED_BUILD, f"partitioned table: ON ONLY parent, then "
                                                    f"{sum(p.leaf for p in c.partitions)} partition(s) one by "
                                                    "one, then ATTACH"))
-    if c.action in ("drop", "replace") and live is not None:
+    if c.action in (Action.DROP, Action.REPLACE) and live is not None:
         if live.partitioned:
-            out.append(Hazard("ACQUIRES_ACCESS_EXCLUSIVE_LOCK", "a partitioned index cannot be dropped "
+            out.append(Hazard(HazardCode.ACQUIRES_ACCESS_EXCLUSIVE_LOCK, "a partitioned index cannot be dropped "
                                                                 "CONCURRENTLY; DROP takes ACCESS EXCLUSIVE briefly "
                                                                 "(bounded by the lock timeout)"))
-        if c.action == "drop":
+        if c.action is Action.DROP:
             scans = live.idx_scan or 0
-            out.append(Hazard("INDEX_DROPPED", f"drops {c.index} ({_size(live.size_bytes)}), not in the spec"))
+            out.append(Hazard(HazardCode.INDEX_DROPPED, f"drops {c.index} ({_size(live.size_bytes)}), not in the spec"))
             if scans > 0:
-                out.append(Hazard("DROPS_USED_INDEX", f"{c.index} was used by {scans:,} scans since statistics "
-                                                      "were reset; queries may slow down", blocking=True))
+                out.append(Hazard(HazardCode.DROPS_USED_INDEX, f"{c.index} was used by {scans:,} scans since statistics "
+                                                      "were reset; queries may slow down"))
     return out

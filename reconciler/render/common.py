@@ -1,15 +1,17 @@
 """What every format shares: symbols, verbs, colors, the summary line, titles."""
 from __future__ import annotations
 
+from ..core.kinds import Action, DriftKind
 from ..core.plan import Change, Plan
 
-SYMBOL = {"create": "+", "drop": "-", "replace": "~", "rename": ">", "rebuild": "!"}
-VERB = {"create": "create", "drop": "drop", "replace": "replace", "rename": "rename", "rebuild": "rebuild"}
-COLOR = {"create": "32", "drop": "31", "replace": "33", "rename": "36", "rebuild": "35"}
+SYMBOL = {Action.CREATE: "+", Action.DROP: "-", Action.REPLACE: "~", Action.RENAME: ">", Action.REBUILD: "!"}
+COLOR = {Action.CREATE: "32", Action.DROP: "31", Action.REPLACE: "33", Action.RENAME: "36", Action.REBUILD: "35"}
+# the order of the summary line
+SUMMARY_ORDER = (Action.CREATE, Action.REPLACE, Action.RENAME, Action.REBUILD, Action.DROP)
 
 
 def summary_counts(plan: Plan) -> dict[str, int]:
-    counts = {a: 0 for a in SYMBOL}
+    counts = {a.value: 0 for a in SYMBOL}
     for pc in plan.changes:
         counts[pc.change.action] += 1
     return counts
@@ -34,18 +36,17 @@ def summary_line(plan: Plan) -> str:
             return f"No changes for the selected indexes{tail}."
         return "No changes. The indexes match the spec."
     c = summary_counts(plan)
-    return ("Plan: " + ", ".join(f"{c[a]} to {VERB[a]}" for a in ("create", "replace", "rename", "rebuild", "drop"))
-            + "." + tail)
+    return "Plan: " + ", ".join(f"{c[a]} to {a}" for a in SUMMARY_ORDER) + "." + tail
 
 
 def _title(c: Change) -> str:
-    if c.action == "rename":
+    if c.action is Action.RENAME:
         return f"{c.schema}.{c.old_name} → {c.index} on {c.table}"
     return f"{c.schema}.{c.index} on {c.table}"
 
 
 def _not_changed(plan: Plan) -> list:
     """The drift this plan leaves alone: an extra that the plan drops (prune) is a change."""
-    return [d for d in plan.drift if d.kind != "extra" or not any(
-        pc.change.action == "drop" and pc.change.index == d.index and pc.change.schema == d.schema
+    return [d for d in plan.drift if d.kind is not DriftKind.EXTRA or not any(
+        pc.change.action is Action.DROP and pc.change.index == d.index and pc.change.schema == d.schema
         for pc in plan.changes)]

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import json
 
+from ..core.kinds import Action, DriftKind
 from ..core.plan import PLAN_FORMAT_VERSION, Plan
+
+# what each action of the plan is, seen as drift
+_DRIFT_OF = {Action.CREATE: "missing", Action.REPLACE: "changed", Action.REBUILD: "invalid",
+             Action.RENAME: "renamed", Action.DROP: "extra"}
 
 
 def drift_items(plan: Plan) -> list[dict]:
@@ -11,12 +16,11 @@ def drift_items(plan: Plan) -> list[dict]:
     items = []
     for pc in plan.changes:
         c = pc.change
-        kind = {"create": "missing", "replace": "changed", "rebuild": "invalid", "rename": "renamed",
-                "drop": "extra"}[c.action]
+        kind = _DRIFT_OF[c.action]
         items.append({"kind": kind, "schema": c.schema, "table": c.table, "index": c.index,
                       "detail": "; ".join(c.reasons)})
     for d in plan.drift:
-        if d.kind == "ignored" or any(i["kind"] == "extra" and i["index"] == d.index and i["schema"] == d.schema
+        if d.kind is DriftKind.IGNORED or any(i["kind"] == "extra" and i["index"] == d.index and i["schema"] == d.schema
                                       for i in items):
             continue
         items.append({"kind": d.kind, "schema": d.schema, "table": d.table, "index": d.index, "detail": d.message})

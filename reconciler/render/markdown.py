@@ -1,6 +1,7 @@
 """Plan → markdown for a pull-request comment."""
 from __future__ import annotations
 
+from ..core.kinds import Action, DriftKind
 from ..core.plan import Plan
 from .common import SYMBOL, _not_changed, partial_note, summary_line
 from .sql import render_sql
@@ -18,7 +19,7 @@ def render_markdown(plan: Plan) -> str:
         for pc in plan.changes:
             c = pc.change
             reasons = "<br>".join(r.replace("|", "\\|") for r in c.reasons)
-            name = f"`{c.old_name}` → `{c.index}`" if c.action == "rename" else f"`{c.index}`"
+            name = f"`{c.old_name}` → `{c.index}`" if c.action is Action.RENAME else f"`{c.index}`"
             out.append(f"| `{SYMBOL[c.action]}` | {c.action} | {name} | `{c.schema}.{c.table}` | {reasons} |")
         out.append("")
         hazards = [(pc.change.index, h) for pc in plan.changes for h in pc.hazards]
@@ -41,7 +42,7 @@ def render_markdown(plan: Plan) -> str:
         out.append(render_sql(plan).rstrip())
         out.append("```\n</details>")
     kept = _not_changed(plan)
-    drift = [d for d in kept if d.kind != "extra"] + [d for d in kept if d.kind == "extra"]
+    drift = [d for d in kept if d.kind is not DriftKind.EXTRA] + [d for d in kept if d.kind is DriftKind.EXTRA]
     if drift:
         out += ["", "Not changed by this plan:", ""]
         out += [f"- `{d.schema}.{d.index}` on `{d.table}`: {d.message}" for d in drift]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from ..core.ident import qualified
+from ..core.kinds import OpKind
 from ..core.plan import Plan
 from .common import _title, summary_line
 
@@ -18,15 +19,15 @@ def render_sql(plan: Plan) -> str:
         for r in c.reasons:
             out.append(f"--   {r}")
         for op in pc.operations:
-            if op.kind == "check_unique":
+            if op.kind is OpKind.CHECK_UNIQUE:
                 out.append(f"-- duplicate check (must return no row): {op.sql};")
                 continue
-            if op.kind == "attach":
+            if op.kind is OpKind.ATTACH:
                 parent = qualified(c.schema, c.index) if op.parent == c.desired.qualified_table else \
                     ":" + _psql_var(op.parent)
                 out.append(f"ALTER INDEX {parent} ATTACH PARTITION :{_psql_var(op.table)};")
                 continue
-            if op.kind in ("build_partition", "build_subparent"):
+            if op.kind in (OpKind.BUILD_PARTITION, OpKind.BUILD_SUBPARENT):
                 out.append(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms';")
                 out.append(f"SET statement_timeout = '{op.statement_timeout_ms or 0}ms';")
                 out.append(op.sql + ";")

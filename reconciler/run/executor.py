@@ -5,7 +5,8 @@ transaction block), preceded by its own `SET lock_timeout` / `SET statement_time
 statement sent is recorded (`Executor.sent`) so tests can assert order and timeouts.
 
 - Lock timeouts (SQLSTATE 55P03) are retried with jittered exponential backoff (pgroll
-  `pkg/db/db.go`); each retry first removes what the failed try left (an INVALID index).
+  `pkg/db/db.go`, through `wait.wait_until`, like every wait here); each retry first removes
+  what the failed try left (an INVALID index).
 - Before a concurrent build, old transactions that the build would wait for are reported
   (pid, age, query) and waited out, bounded by the build timeout, instead of failing blindly
   (polar PR 14583: a short lock_timeout also kills a CIC waiting for old snapshots).
@@ -16,7 +17,6 @@ What must happen is decided by diff/planner; this module never decides to drop a
 """
 from __future__ import annotations
 
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,22 +24,25 @@ from typing import Callable
 
 import psycopg
 
-from ..core.ident import qualified, quote_ident
+from ..core.ident import qualified
 from ..core.index import IndexDef
+from ..core.kinds import Action, OpKind
 from ..core.plan import Operation, Plan, PlannedChange
 from ..errors import ApplyError
+from . import events as ev
+from .wait import POLL_EVERY_SECOND, SYSTEM, Backoff, Clock, GaveUp, NotYet, wait_until
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 ADVISORY_KEY = 0x7265636F6E63  # "reconc": one apply per database at a time
 
-def backoff_delay(attempt: int, base: float = 0.2) -> float:
-    """Jittered exponential backoff (pgroll `pkg/db/db.go`): retries of many sessions spread out."""
-    return min(30.0, base * (2 ** attempt)) * (0.5 + random.random())
 
+@dataclass(frozen=True)
+class _Failed:
+    """Why a try of a statement failed (the state a retry reports)."""
 
-Event = dict
-Emit = Callable[[Event], None]
+    message: str
+    sqlstate: str | None
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Executor:
     connection to poll build progress."""
 
     conn: psycopg.Connection
-    emit: Emit = lambda e: None
+    emit: ev.Emit = ev.ignore
     retries: int = 5
     monitor_dsn: str | None = None
     verify: Callable[[PlannedChange], str | None] | None = None   # returns a problem or None
@@ -65,7 +68,8 @@ class Executor:
     find_on_partition: Callable[[str, str, IndexDef], list[tuple[str, bool, tuple[str, str] | None]]] | None = None
     progress_interval: float = 1.0
     sent: list[str] = field(default_factory=list)
-    backoff_base: float = 0.2
+    backoff_base: float = 0.2                              # first retry delay (s); doubles, jittered
+    clock: Clock = SYSTEM
     outcomes: list[Outcome] = field(default_factory=list)
     _partition_index: dict = field(default_factory=dict)   # (change, table) → its index (schema, name)
 
@@ -88,8 +92,7 @@ class Executor:
         for pc in plan.changes:
             c = pc.change
             started = time.monotonic()
-            self.emit({"event": "change_start", "action": c.action, "schema": c.schema, "table": c.table,
-                       "index": c.index})
+            self.emit(ev.ChangeStart(c.action, c.schema, c.table, c.index))
             try:
                 for op in pc.operations:
                     try:
@@ -104,27 +107,25 @@ class Executor:
                     raise ApplyError(f"{c.action} {c.index}: post-condition failed: {problem}")
             except ApplyError as e:
                 self.outcomes.append(Outcome(pc, False, time.monotonic() - started, error=e.message))
-                self.emit({"event": "change_failed", "index": c.index, "error": e.message})
+                self.emit(ev.ChangeFailed(c.index, e.message))
                 raise
-            size = self._size(c.schema, c.index) if c.action != "drop" else 0
+            size = self._size(c.schema, c.index) if c.action is not Action.DROP else 0
             self.outcomes.append(Outcome(pc, True, time.monotonic() - started, size))
-            self.emit({"event": "change_done", "action": c.action, "index": c.index,
-                       "seconds": round(time.monotonic() - started, 3), "size_bytes": size})
+            self.emit(ev.ChangeDone(c.action, c.index, round(time.monotonic() - started, 3), size))
         return self.outcomes
 
     def _after_interrupt(self, op: Operation, pc: PlannedChange) -> None:
         try:
             if self.conn.info.transaction_status != 0:  # not idle: the cancel left us mid-statement
                 self.conn.cancel_safe() if hasattr(self.conn, "cancel_safe") else self.conn.cancel()
-            if op.kind == "build":
+            if op.kind is OpKind.BUILD:
                 self._drop_invalid(pc.change.schema, op.target, op)
-                self.emit({"event": "cleanup", "index": op.target, "detail": "interrupted: removed the INVALID "
-                                                                            "leftover of the cancelled build"})
-            elif op.kind == "reindex":
+                self.emit(ev.Cleanup(op.target, "interrupted: removed the INVALID leftover of the cancelled build"))
+            elif op.kind is OpKind.REINDEX:
                 self._drop_ccnew(pc.change.schema, op.target)
         except (psycopg.Error, KeyboardInterrupt):
-            self.emit({"event": "info", "detail": "interrupted: could not clean up; the next plan shows what "
-                                                  "remains and the next apply finishes it"})
+            self.emit(ev.Info("interrupted: could not clean up; the next plan shows what remains and the next "
+                              "apply finishes it"))
 
     def _size(self, schema: str, name: str) -> int:
         row = self.conn.execute("SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON "
@@ -134,9 +135,9 @@ class Executor:
 
     def _operation(self, op: Operation, pc: PlannedChange) -> None:
         kind = op.kind
-        if kind == "attach":
+        if kind is OpKind.ATTACH:
             return  # carried out together with its build_partition step
-        if kind == "check_unique":
+        if kind is OpKind.CHECK_UNIQUE:
             self._set_timeouts(op)
             rows = self._with_retries(op, lambda: self.run_sql(op.sql).fetchall())
             if rows:
@@ -144,40 +145,46 @@ class Executor:
                 raise ApplyError(f"cannot build UNIQUE index {op.target}: duplicate keys exist, e.g. {sample}",
                                  "remove the duplicates (or make the index non-unique), then apply again")
             return
-        if kind in ("build_partition", "build_subparent"):
+        if kind in (OpKind.BUILD_PARTITION, OpKind.BUILD_SUBPARENT):
             self._partition(op, pc)
             return
-        if kind == "rename":
+        if kind is OpKind.RENAME:
             self._rename(op, pc)
             return
-        if kind in ("build", "reindex"):
+        if kind in (OpKind.BUILD, OpKind.REINDEX):
             self._wait_for_old_transactions(op)
-        if kind == "analyze":
+        if kind is OpKind.ANALYZE:
             # Statistics help the planner but the index is built: a table too busy to ANALYZE
             # now is a warning, not a failed change (autovacuum analyzes it later).
             self._set_timeouts(op)
             try:
                 self._with_retries(op, lambda: self.run_sql(op.sql))
             except ApplyError as e:
-                self.emit({"event": "info", "detail": f"  warning: {e.message}; run it later"})
+                self.emit(ev.Info(f"  warning: {e.message}; run it later"))
             return
         self._set_timeouts(op)
         cleanup = None
-        if kind == "build":
+        if kind is OpKind.BUILD:
             cleanup = lambda: self._drop_invalid(pc.change.schema, op.target, op)
-        elif kind == "reindex":
+        elif kind is OpKind.REINDEX:
             cleanup = lambda: self._drop_ccnew(pc.change.schema, op.target)
         self._with_retries(op, lambda: self._run_with_progress(op), cleanup)
 
     def _with_retries(self, op: Operation, fn: Callable, cleanup: Callable | None = None):
-        attempt = 0
-        dirty = False   # the cleanup of the last failed try could not finish (it is bounded too)
-        while True:
+        """Run `fn` (which sends `op`), retrying a lock timeout with jittered backoff, at most
+        `retries` more times. Before each retry `cleanup` removes what the failed try left; a
+        cleanup that could not finish (it is bounded by the lock timeout too) is tried again."""
+        dirty = False   # the cleanup of the last failed try could not finish
+
+        def attempt(n: int):
+            nonlocal dirty
+            if n > 1:
+                self._set_timeouts(op)
             try:
                 if dirty and cleanup is not None:
                     cleanup()
                     dirty = False
-                self.emit({"event": "statement", "sql": op.sql, "attempt": attempt + 1})
+                self.emit(ev.Statement(op.sql, n))
                 return fn()
             except psycopg.Error as e:
                 code = e.sqlstate
@@ -189,20 +196,28 @@ class Executor:
                         dirty = False
                     except psycopg.Error:
                         dirty = True
-                if not retryable or attempt >= self.retries:
-                    hint = None
-                    if retryable:
-                        hint = "another session held a conflicting lock for every try; raise --retries/--lock-timeout"
-                    if dirty:
-                        msg += (f"; the INVALID leftover of {op.target} could not be dropped yet (a session holds a "
-                                "lock on the table); the next apply removes it")
-                    raise ApplyError(f"{op.sql}: {msg} (SQLSTATE {code})", hint) from None
-                delay = backoff_delay(attempt, self.backoff_base)
-                attempt += 1
-                self.emit({"event": "retry", "sql": op.sql, "attempt": attempt + 1, "error": msg,
-                           "sleep_s": round(delay, 2)})
-                time.sleep(delay)
-                self._set_timeouts(op)
+                if not retryable:
+                    raise self._failure(op, _Failed(msg, code), dirty, retryable=False) from None
+                return NotYet(_Failed(msg, code))
+
+        def report(w) -> None:
+            self.emit(ev.Retry(op.sql, w.tries + 1, w.state.message, round(w.delay_s, 2)))
+
+        try:
+            return wait_until(attempt, backoff=Backoff(base_s=self.backoff_base), tries=self.retries + 1,
+                              on_wait=report, clock=self.clock)
+        except GaveUp as g:
+            raise self._failure(op, g.state, dirty, retryable=True) from None
+
+    @staticmethod
+    def _failure(op: Operation, failed: _Failed, dirty: bool, retryable: bool) -> ApplyError:
+        msg = failed.message
+        hint = "another session held a conflicting lock for every try; raise --retries/--lock-timeout" \
+            if retryable else None
+        if dirty:
+            msg += (f"; the INVALID leftover of {op.target} could not be dropped yet (a session holds a lock on "
+                    "the table); the next apply removes it")
+        return ApplyError(f"{op.sql}: {msg} (SQLSTATE {failed.sqlstate})", hint)
 
     def _run_with_progress(self, op: Operation):
         if not op.concurrent or not self.monitor_dsn:
@@ -234,11 +249,8 @@ class Executor:
                     elapsed = time.monotonic() - started
                     if frac and frac > 0.01:
                         eta = round(elapsed * (1 - frac) / frac, 1)
-                    self.emit({"event": "progress", "index": op.target, "phase": phase, "blocks_done": bd,
-                               "blocks_total": bt, "tuples_done": td, "tuples_total": tt, "lockers_done": ld,
-                               "lockers_total": lt, "waiting_for_pid": locker or None,
-                               "fraction": round(frac, 4) if frac is not None else None, "eta_s": eta,
-                               "elapsed_s": round(elapsed, 1)})
+                    self.emit(ev.Progress(op.target, phase, bd, bt, td, tt, ld, lt, locker or None,
+                                          round(frac, 4) if frac is not None else None, eta, round(elapsed, 1)))
         except psycopg.Error:
             return
 
@@ -263,7 +275,7 @@ class Executor:
         if state and not state[0] and not state[1]:
             self._set_timeouts(op)
             self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
-            self.emit({"event": "cleanup", "index": name, "detail": "dropped the INVALID leftover of a failed build"})
+            self.emit(ev.Cleanup(name, "dropped the INVALID leftover of a failed build"))
 
     def _drop_ccnew(self, schema: str, name: str | None) -> None:
         """REINDEX CONCURRENTLY leaves `<name>_ccnew` (INVALID) behind when it fails."""
@@ -277,13 +289,13 @@ class Executor:
     def _rename(self, op: Operation, pc: PlannedChange) -> None:
         c = pc.change
         # resumable: the rename may have happened in a run that was killed right after it
-        old = c.old_name if c.action == "rename" else c.index
+        old = c.old_name if c.action is Action.RENAME else c.index
         new = op.target
-        if c.action == "replace":
+        if c.action is Action.REPLACE:
             old = c.live.name
         schema = c.schema
         if self._index_state(schema, new) is not None and self._index_state(schema, old) is None:
-            self.emit({"event": "skip", "sql": op.sql, "detail": "already renamed"})
+            self.emit(ev.Skip(sql=op.sql, detail="already renamed"))
             return
         self._set_timeouts(op)
         self._with_retries(op, lambda: self.run_sql(op.sql))
@@ -293,34 +305,34 @@ class Executor:
         would hold it up (long-running or idle in transaction) and wait them out, within the
         build timeout, so the short lock timeout does not kill the build in that wait."""
         limit_ms = op.lock_timeout_ms or 0
-        deadline = time.monotonic() + (op.statement_timeout_ms / 1000 if op.statement_timeout_ms else 3600 * 24)
-        reported = False
-        while True:
+
+        def old_transactions(n: int):
             rows = self.conn.execute(
                 "SELECT pid, now() - xact_start AS age, state, left(query, 120) FROM pg_stat_activity "
                 "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
                 "AND datname = current_database() AND now() - xact_start > make_interval(secs => %s) "
                 "ORDER BY xact_start", (max(limit_ms, 1000) / 1000.0,)).fetchall()
-            if not rows:
-                return
-            if not reported:
-                self.emit({"event": "waiting", "index": op.target, "detail": "old transactions would hold up the "
-                           "build; waiting for them to end", "sessions": [
-                               {"pid": p, "age_s": round(a.total_seconds(), 1), "state": s, "query": q}
-                               for p, a, s, q in rows]})
-                reported = True
-            if time.monotonic() > deadline:
-                pids = ", ".join(f"{p} ({s}, {a.total_seconds():.0f}s)" for p, a, s, q in rows)
-                raise ApplyError(f"{op.target}: old transactions did not end within the build timeout: {pids}",
-                                 "end or wait for those sessions (pg_terminate_backend) and apply again")
-            time.sleep(1.0)
+            return NotYet(rows) if rows else None
+
+        def report(w) -> None:
+            if w.first:
+                self.emit(ev.Waiting(op.target, "old transactions would hold up the build; waiting for them to end",
+                                     tuple(ev.Session(p, round(a.total_seconds(), 1), s, q) for p, a, s, q in w.state)))
+
+        try:
+            wait_until(old_transactions, backoff=POLL_EVERY_SECOND, on_wait=report, clock=self.clock,
+                       timeout_s=op.statement_timeout_ms / 1000 if op.statement_timeout_ms else 3600 * 24)
+        except GaveUp as g:
+            pids = ", ".join(f"{p} ({s}, {a.total_seconds():.0f}s)" for p, a, s, q in g.state)
+            raise ApplyError(f"{op.target}: old transactions did not end within the build timeout: {pids}",
+                             "end or wait for those sessions (pg_terminate_backend) and apply again") from None
 
     def _partition(self, op: Operation, pc: PlannedChange) -> None:
         """Make sure one table below the parent has its index, attached to the index on its
         parent table. A leaf gets a concurrent build, a sub-partitioned table CREATE INDEX ON
         ONLY; an equivalent index already there (a resumed run, a hand-made one) is adopted."""
         d = pc.change.desired
-        leaf = op.kind == "build_partition"
+        leaf = op.kind is OpKind.BUILD_PARTITION
         schema, table = _split_qualified(op.table)
         if op.parent == d.qualified_table or op.parent is None:
             parent_index = (d.schema, d.name)
@@ -332,7 +344,7 @@ class Executor:
         mine = next((n for n, valid, parent in existing if parent == parent_index), None)
         if mine is not None:
             self._partition_index[(pc.change.index, op.table)] = (schema, mine)
-            self.emit({"event": "skip", "index": mine, "detail": f"{table}: already attached"})
+            self.emit(ev.Skip(index=mine, detail=f"{table}: already attached"))
             return
         free = [(n, valid) for n, valid, parent in existing if parent is None]
         chosen = next((n for n, valid in free if valid or not leaf), None)
@@ -353,9 +365,9 @@ class Executor:
                 raise ApplyError(f"built an index on {op.table} but cannot find it to attach")
         self._partition_index[(pc.change.index, op.table)] = (schema, chosen)
         # the planned attach step of this table carries the statement timeout it must run with
-        planned = next((o for o in pc.operations if o.kind == "attach" and o.table == op.table), None)
+        planned = next((o for o in pc.operations if o.kind is OpKind.ATTACH and o.table == op.table), None)
         attach = Operation(f"ALTER INDEX {qualified(*parent_index)} ATTACH PARTITION {qualified(schema, chosen)}",
-                           "attach", op.lock_timeout_ms, planned.statement_timeout_ms if planned else 60000, False,
+                           OpKind.ATTACH, op.lock_timeout_ms, planned.statement_timeout_ms if planned else 60000, False,
                            d.name, op.table, op.parent)
         self._set_timeouts(attach)
         self._with_retries(attach, lambda: self.run_sql(attach.sql))
@@ -371,25 +383,32 @@ class Executor:
     def acquire_lock(self, wait_ms: int = 0, poll_s: float = 1.0) -> None:
         """One apply per database: a session-level advisory lock taken with pg_try_advisory_lock
         and polled (a blocking pg_advisory_lock can deadlock with a CIC: atlas `driver.go`)."""
-        deadline = time.monotonic() + wait_ms / 1000
-        reported = False
-        while True:
-            got = self.run_sql("SELECT pg_try_advisory_lock(%s)" % ADVISORY_KEY).fetchone()[0]
-            if got:
-                return
-            holder = self.conn.execute(
-                "SELECT a.pid, a.application_name, a.client_addr::text, now() - a.backend_start FROM pg_locks l "
-                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s", (ADVISORY_KEY,)).fetchone()
-            who = (f"pid {holder[0]} ({holder[1] or 'no application_name'}, from {holder[2] or 'local socket'}, "
-                   f"connected {holder[3].total_seconds():.0f}s ago)") if holder else "another session"
-            if time.monotonic() >= deadline:
-                raise ApplyError(f"another apply is running on this database: {who}",
-                                 "wait for it, or pass --wait-for-lock 10min")
-            if not reported:
-                self.emit({"event": "waiting", "detail": f"another apply holds the lock: {who}"})
-                reported = True
-            time.sleep(poll_s)
+
+        def try_lock(n: int):
+            if self.run_sql("SELECT pg_try_advisory_lock(%s)" % ADVISORY_KEY).fetchone()[0]:
+                return True
+            return NotYet(self._lock_holder())
+
+        def report(w) -> None:
+            if w.first:
+                self.emit(ev.Waiting(detail=f"another apply holds the lock: {w.state}"))
+
+        try:
+            wait_until(try_lock, backoff=Backoff(base_s=poll_s, factor=1.0, cap_s=poll_s, jitter=0.0),
+                       timeout_s=wait_ms / 1000, on_wait=report, clock=self.clock)
+        except GaveUp as g:
+            raise ApplyError(f"another apply is running on this database: {g.state}",
+                             "wait for it, or pass --wait-for-lock 10min") from None
+
+    def _lock_holder(self) -> str:
+        holder = self.conn.execute(
+            "SELECT a.pid, a.application_name, a.client_addr::text, now() - a.backend_start FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s", (ADVISORY_KEY,)).fetchone()
+        if holder is None:
+            return "another session"
+        return (f"pid {holder[0]} ({holder[1] or 'no application_name'}, from {holder[2] or 'local socket'}, "
+                f"connected {holder[3].total_seconds():.0f}s ago)")
 
     def release_lock(self) -> None:
         try:
@@ -434,4 +453,4 @@ def _split_qualified(text: str) -> tuple[str, str]:
     return (parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0])
 
 
-__all__ = ["Executor", "Outcome", "ApplyError", "quote_ident"]
+__all__ = ["ADVISORY_KEY", "Executor", "Outcome"]

@@ -1,0 +1,49 @@
+"""Run `reconciler` the way a user does: a subprocess, stdin not a terminal, no colors, and none
+of the caller's PG* / DATABASE_URL variables unless a test passes them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+RECONCILER = [sys.executable, "-m", "reconciler.cli"]
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    """The environment the command runs with: the test's own connection settings left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL", "RECONCILER_DEBUG"))}
+    env["NO_COLOR"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args, cwd=None, env: dict | None = None, timeout: float = 300,
+            check: int | None = None) -> subprocess.CompletedProcess:
+    """`reconciler ARGS`; with `check`, assert the exit code (showing the output when it differs)."""
+    r = subprocess.run([*RECONCILER, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=cli_env(env),
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    if check is not None:
+        assert r.returncode == check, (f"reconciler {' '.join(map(str, args))} exited {r.returncode}\n"
+                                       f"stdout:\n{r.stdout[-4000:]}\nstderr:\n{r.stderr[-4000:]}")
+    return r
+
+
+def popen_cli(*args, **kw) -> subprocess.Popen:
+    """`reconciler ARGS` running in the background (for tests that kill or interrupt it)."""
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("text", True)
+    kw["env"] = cli_env({"PYTHONUNBUFFERED": "1", **kw.get("env", {})})
+    return subprocess.Popen([*RECONCILER, *map(str, args)], **kw)
+
+
+def assert_one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 1; stderr is one error line and at most one `hint:` line; no traceback."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert 1 <= len(lines) <= 2, r.stderr
+    if len(lines) == 2:
+        assert lines[1].startswith("hint: "), r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    for n in needles:
+        assert n in lines[0], (n, r.stderr)
+    return lines[0]
