@@ -683,6 +683,43 @@ def test_partitioned_parent_index_children_implied(dsn, run_sql, tmp_path):
     assert "order of" in got[0][3][0]
 
 
+ADOPTION_DDL = """
+CREATE TABLE accounts (id bigint NOT NULL, email varchar(200), at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE accounts_2024 PARTITION OF accounts FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE accounts_2025 PARTITION OF accounts FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO accounts SELECT g, 'User' || g || '@x', date '2024-01-01' + g % 700 FROM generate_series(1, 400) g;
+-- made by hand on one partition; PostgreSQL prints it as lower((email)::text): text rules are unsure
+CREATE INDEX accounts_2024_lower_idx ON accounts_2024 (lower(email));
+"""
+
+
+def test_new_partitioned_index_adopts_an_equivalent_partition_index_the_server_must_confirm(dsn, run_sql, tmp_path):
+    """The diff asks whether a partition's index equals the new parent index moved onto that
+    partition; only the server can say (a cast), and it must be asked for that copy too: the
+    index is adopted (attached), never reported as an extra nor dropped under prune."""
+    run_sql(dsn, ADOPTION_DDL)
+    spec = write_spec(tmp_path, """
+        version: 1
+        manage: {prune: true}
+        indexes:
+          - {name: accounts_lower_email_idx, table: accounts, columns: [{expression: lower(email)}]}
+        """)
+    plan, _ = plan_for(dsn, spec)
+    assert [(c.action, c.index) for c in changes(plan)] == [("create", "accounts_lower_email_idx")], summary(plan)
+    assert [(d.kind, d.index, d.message) for d in plan.drift] == [
+        ("extra", "accounts_2024_lower_idx", "will be attached to its partitioned index")]
+
+    from support.cli import run_cli
+    run_cli("apply", "-f", spec.files[0], "--database", dsn, "--auto-approve", check=0)
+    attached = run_sql(dsn, "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'accounts_lower_email_idx' "
+                            "ORDER BY 1")
+    assert ("accounts_2024_lower_idx", "accounts_lower_email_idx") in attached   # adopted, not built again
+    assert len(attached) == 2
+    again, _ = plan_for(dsn, spec)
+    assert again.empty and again.drift == ()
+
+
 def test_partition_index_not_attached_is_extra(dsn, run_sql, tmp_path):
     """An index made on one partition by hand is not implied by any parent: drift."""
     run_sql(dsn, PARTITIONED_DDL)

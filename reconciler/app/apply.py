@@ -20,9 +20,7 @@ from ..core.index import IndexDef
 from ..core.kinds import Action, DriftKind
 from ..core.plan import Plan, PlannedChange
 from ..errors import ApplyError, StalePlanError
-from ..normalize import same_definition
 from ..pg import catalog
-from ..pg.canonicalize import canonicalize
 from ..pg.connection import connect, resolve_dsn
 from ..reconcile.planfile import plan_from_file
 from ..reconcile.planner import Timeouts, build_plan
@@ -32,37 +30,29 @@ from ..run.executor import Executor
 from ..run.wait import POLL_EVERY_SECOND, Backoff, GaveUp, NotYet, wait_until
 from ..spec import Selection, load_spec, parse_selection
 from .engine import check_spec, make_plan
+from .equivalence import Equivalence
 from .verify import check_queries
 from .whatif import simulate
 
 
-def _equivalent_to(conn: psycopg.Connection, desired: IndexDef) -> Callable[[IndexDef], bool]:
-    """`same(live_def)` for one desired definition: text first, the server's own words for
-    `desired` asked at most once (and only when text is unsure)."""
-    server: list[IndexDef | None] = []
+def find_on_partition(conn: psycopg.Connection, eq: Equivalence | None = None) -> Callable:
+    """For the executor: the indexes on one partition equivalent to the desired parent index,
+    as (name, valid, (schema, name) of the index it is attached to)."""
+    eq = eq or Equivalence(conn)
 
-    def same(live_def: IndexDef) -> bool:
-        if same_definition(desired, live_def):
-            return True
-        if not server:
-            res = canonicalize(conn, [desired]).get(0)
-            server.append(res.definition if res is not None else None)
-        return server[0] is not None and same_definition(server[0], live_def)
-
-    return same
-
-
-def find_on_partition(conn: psycopg.Connection) -> Callable:
     def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, tuple[str, str] | None]]:
         snap = catalog.introspect(conn, [(schema, table)])
-        same = _equivalent_to(conn, replace(desired, schema=schema, table=table, name=""))
+        here = replace(desired, schema=schema, table=table, name="")
         return [(x.name, x.valid, x.parent_key) for x in snap.indexes
-                if x.schema == schema and x.table == table and not x.constraint and same(x.definition)]
+                if x.schema == schema and x.table == table and not x.constraint and eq.same(here, x.definition)]
 
     return find
 
 
-def verifier(conn: psycopg.Connection) -> Callable[[PlannedChange], str | None]:
+def verifier(conn: psycopg.Connection, eq: Equivalence | None = None) -> Callable[[PlannedChange], str | None]:
+    """For the executor: the post-condition of a change that was carried out, or None."""
+    eq = eq or Equivalence(conn)
+
     def verify(pc: PlannedChange) -> str | None:
         c = pc.change
         snap = catalog.introspect(conn, [(c.schema, c.table)])
@@ -74,7 +64,7 @@ def verifier(conn: psycopg.Connection) -> Callable[[PlannedChange], str | None]:
             return "index does not exist"
         if not x.valid:
             return "index is not VALID"
-        if not _equivalent_to(conn, c.desired)(x.definition):
+        if not eq.same(c.desired, x.definition):
             return f"definition differs from the spec: {x.indexdef}"
         return None
 
@@ -187,8 +177,9 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
                          "run `reconciler plan --select ... --out PLANFILE` instead")
     printer = _Printer(fmt, echo, color and fmt == "text")
     conn = connect(dsn, autocommit=True)
-    ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn),
-                  find_on_partition=find_on_partition(conn))
+    eq = Equivalence(conn)   # the server's words of each desired index, asked once for the whole run
+    ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn, eq),
+                  find_on_partition=find_on_partition(conn, eq))
     locked = False
     try:
         ex.check_session()

@@ -19,14 +19,14 @@ import psycopg
 from ..core.index import IndexDef, TableFacts
 from ..core.plan import Drift, Plan
 from ..errors import ReconcilerError
-from ..normalize import differences, normalize_spec, same_definition
+from ..normalize import normalize_spec, same_definition
 from ..pg import catalog
-from ..pg.canonicalize import ReadOnlySession, canonicalize
 from ..pg.catalog import Snapshot
 from ..reconcile.diff import diff_indexes
 from ..reconcile.planner import Timeouts, build_plan
 from ..reconcile.naming import is_leftover, leftover_of
 from ..spec import Selection, Spec, glob_to_regex
+from .equivalence import Equivalence
 
 
 @dataclass
@@ -107,46 +107,20 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
             return True
         return any(same_definition(d, x.definition) for x in live_by_table.get((d.schema, d.table), ()))
 
+    # Where text is unsure, the server prints the desired index in its own words: asked in
+    # one batch, so that every definition it refuses is reported before anything else.
+    eq = Equivalence(conn, use_server=use_server)
     unsure = [i for i, d in enumerate(desired) if not settled(d)]
-    server_words: dict[int, IndexDef] = {}
-    loose = False
-    if unsure and use_server:
-        try:
-            results = canonicalize(conn, [desired[i] for i in unsure])
-        except ReadOnlySession as e:
-            warnings.append(f"{e.message}; compared by text alone (casts ignored)")
-            loose = True
-        else:
-            errors = []
-            for pos, i in enumerate(unsure):
-                r = results.get(pos)
-                if r is None:
-                    continue
-                if r.error:
-                    e = spec.entries[i]
-                    errors.append(f"{e.where}: index {desired[i].name!r}: PostgreSQL refuses it: {r.error}: {r.sql}")
-                else:
-                    server_words[i] = r.definition
-            if errors:
-                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-                raise ReconcilerError(errors[0] + more, "run `reconciler validate` to see every problem")
-    elif unsure:
-        loose = True
-        warnings.append("compared by text alone (no server canonicalization); casts ignored")
-
-    ids = {id(d): i for i, d in enumerate(desired)}
-
-    def same(d: IndexDef, live_def: IndexDef) -> bool:
-        if same_definition(d, live_def):
-            return True
-        i = ids.get(id(d))
-        if i in server_words and same_definition(server_words[i], live_def):
-            return True
-        return loose and same_definition(d, live_def, loose=True)
-
-    def reasons(old: IndexDef, new: IndexDef) -> list[str]:
-        i = ids.get(id(new))
-        return differences(old, new, detect=server_words.get(i))
+    answers = eq.prefetch(desired[i] for i in unsure)
+    errors = []
+    for i in unsure:
+        r = answers.get(desired[i])
+        if r is not None and r.error:
+            e = spec.entries[i]
+            errors.append(f"{e.where}: index {desired[i].name!r}: PostgreSQL refuses it: {r.error}: {r.sql}")
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ReconcilerError(errors[0] + more, "run `reconciler validate` to see every problem")
 
     facts_cache: dict[tuple[str, str], TableFacts] = {}
 
@@ -161,14 +135,16 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
                 facts_cache[key] = TableFacts(t.kind, t.rows, t.bytes, parts)
         return facts_cache[key]
 
-    changes, drift = diff_indexes(desired, list(snapshot.indexes), same=same, reasons=reasons, prune=spec.prune,
+    changes, drift = diff_indexes(desired, list(snapshot.indexes), same=eq.same, reasons=eq.reasons, prune=spec.prune,
                                   ignored=spec.ignored, table_facts=table_facts)
+    if eq.warning:
+        warnings.append(eq.warning)
     changes, drift = select_changes(spec, selection, changes, drift)
     detailed = catalog.with_stats(conn, [c.live for c in changes if c.live is not None])
     changes = [replace(c, live=detailed.get(c.live.oid, c.live)) if c.live is not None else c for c in changes]
     if conn.info.transaction_status != 0 and not conn.autocommit:
         conn.rollback()
-    return Comparison(spec, desired, snapshot, changes, drift, warnings, len(server_words))
+    return Comparison(spec, desired, snapshot, changes, drift, warnings, eq.asked)
 
 
 def check_spec(spec: Spec) -> list[IndexDef]:
