@@ -25,6 +25,8 @@ from reconciler.run.executor import ADVISORY_KEY, Executor
 from reconciler.reconcile.planner import Timeouts
 from reconciler.spec import load_spec
 
+from support.cli import popen_cli
+
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -332,14 +334,21 @@ def test_second_apply_refused_while_advisory_lock_held(dsn, run_sql, tmp_path):
         assert time.monotonic() - t0 < 10
         assert not _index_exists(run_sql, dsn, "t_a_idx")
 
-        # --wait-for-lock: the holder finishes after ~1s, then this apply goes ahead
-        threading.Timer(1.0, holder.close).start()
-        t0 = time.monotonic()
-        res = cli("apply", "-f", spec, "--database", dsn, "--auto-approve", "--wait-for-lock", "5s")
-        elapsed = time.monotonic() - t0
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert "another apply holds the lock" in res.stdout
-        assert elapsed >= 0.9
+        # --wait-for-lock: the holder finishes once this apply says it waits, then it goes ahead
+        proc = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", "--wait-for-lock", "10min",
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = []
+        try:
+            for line in proc.stdout:
+                out.append(line)
+                if "another apply holds the lock" in line:
+                    break
+        finally:
+            holder.close()
+        rest, err = proc.communicate(timeout=120)
+        out = "".join(out) + rest
+        assert proc.returncode == 0, out + err
+        assert f"waiting: another apply holds the lock: pid {pid} (other-apply" in out
         assert _index_exists(run_sql, dsn, "t_a_idx")
     finally:
         holder.close()

@@ -340,6 +340,9 @@ def test_sigkill_at_random_points_then_apply_again_converges(dsn, run_sql, tmp_p
         proc = subprocess.Popen([*RECONCILER, "apply", "-f", str(spec), "--database", dsn, "--auto-approve",
                                  "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, env=env)
+        # the delay counts from the first event (apply has planned and starts its first change), not
+        # from the spawn: on a busy machine starting Python alone can take longer than the delay
+        first = proc.stdout.readline()
         time.sleep(delay)
         finished_first = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
@@ -347,6 +350,7 @@ def test_sigkill_at_random_points_then_apply_again_converges(dsn, run_sql, tmp_p
         if session:
             _terminate_apply_sessions(dsn)
         out, _ = proc.communicate(timeout=30)
+        out = first + out
         where = "finished before the kill" if finished_first else _where_killed(out)
         if session:
             where += " (+ its sessions)"
