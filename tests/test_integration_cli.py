@@ -28,9 +28,10 @@ from reconciler.spec import load_spec_text
 
 ROOT = Path(__file__).resolve().parents[1]
 JUSTO = ROOT / "examples" / "justoai"
+JUSTO_SPEC = ROOT / "indexes.yaml"   # the repository's own spec: the JustoAI example's indexes
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
-# The 30 indexes of examples/justoai/indexes.yaml, as a person writes them in SQL (quoted
+# The 30 indexes of ./indexes.yaml, as a person writes them in SQL (quoted
 # camelCase, the document's predicates), not as reconciler would print them.
 JUSTO_INDEXES_SQL = """
 CREATE INDEX "userSessions_userId_idx" ON "userSessions" ("userId");
@@ -126,14 +127,14 @@ def assert_plan_json_shape(doc: dict) -> None:
 def test_hand_made_indexes_match_the_example_spec(dsn, run_sql):
     """The example spec against the same indexes made by hand: in sync."""
     load_justo(dsn, run_sql)
-    r = reconciler("plan", "-f", JUSTO / "indexes.yaml", "--database", dsn, "--detailed-exitcode", check_exit=0)
+    r = reconciler("plan", "-f", JUSTO_SPEC, "--database", dsn, "--detailed-exitcode", check_exit=0)
     assert "No changes" in r.stdout
-    r = reconciler("plan", "-f", JUSTO / "indexes.yaml", "--database", dsn, "--format", "json",
+    r = reconciler("plan", "-f", JUSTO_SPEC, "--database", dsn, "--format", "json",
                    "--detailed-exitcode", check_exit=0)
     doc = json.loads(r.stdout)
     assert_plan_json_shape(doc)
     assert doc["changes"] == [] and doc["drift"] == []
-    r = reconciler("drift", "-f", JUSTO / "indexes.yaml", "--database", dsn, "--format", "json", check_exit=0)
+    r = reconciler("drift", "-f", JUSTO_SPEC, "--database", dsn, "--format", "json", check_exit=0)
     assert json.loads(r.stdout) == {"format_version": 1, "in_sync": True, "drift": []}
 
 
@@ -309,7 +310,7 @@ def test_import_from_sql_dump_with_partitions(dsn, run_sql, tmp_path):
 @pytest.mark.integration
 def test_schema_sql_plan_validate_drift_against_bare_schema(tmp_path):
     """Each command starts its own throwaway server (a few seconds each): four calls."""
-    spec, schema = JUSTO / "indexes.yaml", JUSTO / "schema.sql"
+    spec, schema = JUSTO_SPEC, JUSTO / "schema.sql"
     r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--detailed-exitcode", check_exit=2)
     assert "Plan: 30 to create, 0 to replace, 0 to rename, 0 to rebuild, 0 to drop." in r.stdout
 
@@ -359,7 +360,7 @@ def test_schema_sql_in_sync_and_no_server_left_running(tmp_path, request):
     env = {"TMPDIR": str(tmp)}
     schema = tmp_path / "schema_with_indexes.sql"
     schema.write_text((JUSTO / "schema.sql").read_text() + JUSTO_INDEXES_SQL)
-    spec = JUSTO / "indexes.yaml"
+    spec = JUSTO_SPEC
     r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--detailed-exitcode", "--format", "json",
                    check_exit=0, env=env)
     doc = json.loads(r.stdout)
