@@ -73,15 +73,20 @@ def verifier(conn: psycopg.Connection, eq: Equivalence | None = None) -> Callabl
 
 class _Printer:
     """An `Emit` that prints events: one JSON object per line, or lines for a person (a
-    progress bar redrawn in place on a terminal, every 10 s otherwise)."""
+    progress bar redrawn in place on a terminal, every 10 s otherwise). With -q only what a
+    person must see: failures and the info lines (summary, waits, dry run)."""
 
-    def __init__(self, fmt: str, echo: Callable, tty: bool):
-        self.fmt, self.echo, self.tty = fmt, echo, tty
+    QUIET_KEEPS = (ev.ChangeFailed, ev.Info)
+
+    def __init__(self, fmt: str, echo: Callable, tty: bool, quiet: bool = False):
+        self.fmt, self.echo, self.tty, self.quiet = fmt, echo, tty, quiet
         self.last_progress = 0.0
 
     def __call__(self, e: ev.Event) -> None:
         if self.fmt == "json":
             self.echo(json.dumps(e.to_dict(), default=str))
+            return
+        if self.quiet and not isinstance(e, self.QUIET_KEEPS):
             return
         if isinstance(e, ev.Progress):
             self._progress(e)
@@ -163,7 +168,8 @@ def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, pri
 
 def run_apply(*, files: list[str], database: str | None, plan_file: str | None, auto_approve: bool, dry_run: bool,
               timeouts: Timeouts, retries: int, allowed: set[str], fmt: str, wait_for_lock: int,
-              confirm: Callable[[str], bool], echo: Callable, color: bool, select: tuple[str, ...] = ()) -> bool:
+              confirm: Callable[[str], bool], echo: Callable, color: bool, select: tuple[str, ...] = (),
+              quiet: bool = False) -> bool:
     allowed = parse_allowed(allowed)   # a typo is an error before anything else happens
     dsn = resolve_dsn(database)
     spec = load_spec(files) if files else None
@@ -175,7 +181,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
     elif select:
         raise ApplyError("--select cannot change a saved plan; it applies the selection it was made with",
                          "run `reconciler plan --select ... --out PLANFILE` instead")
-    printer = _Printer(fmt, echo, color and fmt == "text")
+    printer = _Printer(fmt, echo, color and fmt == "text", quiet)
     conn = connect(dsn, autocommit=True)
     eq = Equivalence(conn)   # the server's words of each desired index, asked once for the whole run
     ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn, eq),
@@ -194,7 +200,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         # what the changes do to the spec's queries: QUERY_REGRESSION blocks below unless allowed
         plan = simulate(conn, plan, spec, lock_timeout_ms=timeouts.lock_ms)
         blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
-        if fmt == "text":
+        if fmt == "text" and not (quiet and (auto_approve or dry_run)):  # a prompt needs the plan above it
             echo(render_text(plan, color).rstrip())
         if plan.empty:
             return True

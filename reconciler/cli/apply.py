@@ -10,6 +10,7 @@ from .options import (
     CONNECTION_HELP,
     EXIT_CODES_HELP,
     EXIT_ERROR,
+    OUTPUT,
     _color,
     _confirm,
     _duration_ms,
@@ -47,7 +48,8 @@ def apply(files, database, plan_file, auto_approve, dry_run, lock_timeout, state
                    auto_approve=auto_approve, dry_run=dry_run,
                    timeouts=_timeouts(lock_timeout, statement_timeout, build_timeout), retries=retries,
                    allowed=set(allowed), fmt=fmt, wait_for_lock=_duration_ms(wait_for_lock, "--wait-for-lock"),
-                   confirm=_confirm, echo=click.echo, color=_color(sys.stdout), select=tuple(select))
+                   confirm=_confirm, echo=click.echo, color=_color(sys.stdout), select=tuple(select),
+                   quiet=OUTPUT.quiet)
     if not ok:
         sys.exit(EXIT_ERROR)
 

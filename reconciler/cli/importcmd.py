@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from .group import cli
-from .options import EXIT_CODES_HELP, _connection, _db_options, _echo_err
+from .options import EXIT_CODES_HELP, _connection, _db_options, _echo_err, note
 
 
 @cli.command("import", epilog=EXIT_CODES_HELP)
@@ -30,6 +30,6 @@ def import_(database, schema_sql, schemas, tables, from_sql, output):
     text = dump_spec(defs, managed=managed)
     if output:
         Path(output).write_text(text)
-        _echo_err(f"Wrote {len(defs)} index(es) to {output}.")
+        note(f"Wrote {len(defs)} index(es) to {output}.")
     else:
         click.echo(text, nl=False)

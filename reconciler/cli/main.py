@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import click
 
 from ..errors import ReconcilerError
-from . import apply, health, importcmd, plan, schema, validate, verify  # noqa: F401 - each registers its command
+from . import apply, completion, health, importcmd, plan, schema, validate, verify  # noqa: F401 - each registers its command
 from .group import cli
-from .options import EXIT_ERROR, EXIT_OK, _echo_err
+from .options import EXIT_ERROR, EXIT_OK, OUTPUT, _echo_err, detail
 
 __all__ = ["cli", "main"]
 
 
 def main(argv=None) -> None:
-    """Entry point: run the group, print one line per error, never a traceback."""
+    """Entry point: run the group, print one line per error, never a traceback (except an
+    unexpected error under -v or RECONCILER_DEBUG)."""
+    started = time.monotonic()
     try:
         rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        detail(f"done in {time.monotonic() - started:.2f}s")
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
@@ -49,7 +53,7 @@ def main(argv=None) -> None:
         from ..core.redact import scrub
 
         _echo_err(f"error: {type(e).__name__}: {scrub(str(e)).strip().splitlines()[0] if str(e).strip() else ''}")
-        if os.environ.get("RECONCILER_DEBUG"):
+        if os.environ.get("RECONCILER_DEBUG") or OUTPUT.verbose:
             raise
         sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)

@@ -20,12 +20,70 @@ Exit codes: 0 success / in sync, 1 any error, 2 changes present
 CONNECTION_HELP = "DSN; default $DATABASE_URL, else libpq's PG* variables. Passwords are never printed."
 
 
+class Output:
+    """What -q/-v/--no-color asked for, for this process (one CLI invocation).
+
+    quiet:   results and errors only (no notes, no progress);
+    verbose: notes plus details on stderr (spec, target, timings) and, for an unexpected
+             error, the traceback."""
+
+    def __init__(self) -> None:
+        self.quiet = False
+        self.verbose = 0
+        self.no_color = False
+
+
+OUTPUT = Output()
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value) -> None:
+    if not value:
+        return
+    if param.name == "quiet":
+        OUTPUT.quiet = True
+    elif param.name == "verbose":
+        OUTPUT.verbose += value
+    else:
+        OUTPUT.no_color = True
+    if OUTPUT.quiet and OUTPUT.verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose cannot be combined", ctx)
+
+
+_OUTPUT_PARAMS = (
+    (("-q", "--quiet"), dict(is_flag=True, help="print results and errors only")),
+    (("-v", "--verbose"), dict(count=True, help="also print details (spec, target, timings) on stderr")),
+    (("--no-color",), dict(is_flag=True, help="no ANSI colors (also: the NO_COLOR environment variable)")),
+)
+
+
+def output_options(cmd: click.Command) -> click.Command:
+    """Add -q/-v/--no-color to a command (or group) unless it already has them. They are not
+    passed to the callback: they set `OUTPUT`, which `note`, `detail` and `_color` read."""
+    have = {o for p in cmd.params for o in getattr(p, "opts", ())}
+    for decls, kw in _OUTPUT_PARAMS:
+        if not have & set(decls):
+            cmd.params.append(click.Option(decls, expose_value=False, callback=_set_output, **kw))
+    return cmd
+
+
 def _color(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    return not OUTPUT.no_color and stream.isatty() and "NO_COLOR" not in os.environ
 
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def note(message: str) -> None:
+    """A remark for the person at the terminal (stderr): left out with -q."""
+    if not OUTPUT.quiet:
+        click.echo(message, err=True)
+
+
+def detail(message: str) -> None:
+    """A detail (stderr) shown with -v only."""
+    if OUTPUT.verbose:
+        click.echo(message, err=True)
 
 
 def _spec_option(f):
@@ -57,8 +115,14 @@ def _connection(database: str | None, schema_sql: str | None, *, autocommit: boo
     from ..pg.connection import connect
     from ..pg.embedded import database as db
 
+    if schema_sql:
+        detail(f"target: a throwaway embedded PostgreSQL loaded from {schema_sql}")
     with db(database, schema_sql) as dsn:
         conn = connect(dsn, autocommit=autocommit)
+        if not schema_sql:
+            from ..pg.connection import describe
+
+            detail(f"target: {describe(dsn)} (PostgreSQL {conn.info.server_version})")
         try:
             yield conn, dsn
         finally:
@@ -69,7 +133,9 @@ def _connection(database: str | None, schema_sql: str | None, *, autocommit: boo
 def load_spec_files(files):
     from ..spec import load_spec
 
-    return load_spec(_files(files))
+    spec = load_spec(_files(files))
+    detail(f"spec: {len(spec.entries)} index(es) from {', '.join(spec.files)}")
+    return spec
 
 
 def _confirm(question: str) -> bool:

@@ -13,11 +13,11 @@ from .options import (
     _color,
     _connection,
     _db_options,
-    _files,
     _select_option,
     _spec_option,
     _timeouts,
     load_spec_files,
+    note,
 )
 
 
@@ -40,9 +40,9 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
     from ..app.whatif import simulate
     from ..reconcile.planfile import plan_to_file
     from ..render import render_json, render_markdown, render_sql, render_text
-    from ..spec import load_spec, parse_selection
+    from ..spec import parse_selection
 
-    spec = load_spec(_files(files))
+    spec = load_spec_files(files)
     desired = check_spec(spec)
     check_queries(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
@@ -56,7 +56,7 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
     if out:
         Path(out).write_text(plan_to_file(the_plan, spec.files))
         if fmt == "text":
-            click.echo(f"Saved the plan to {out}; run `reconciler apply --plan {out}`.")
+            note(f"Saved the plan to {out}; run `reconciler apply --plan {out}`.")
     if detailed_exitcode and not the_plan.empty:
         sys.exit(EXIT_CHANGES)
 

@@ -10,6 +10,7 @@ from .group import cli
 from .options import (
     EXIT_CODES_HELP,
     EXIT_ERROR,
+    OUTPUT,
     _connection,
     _db_options,
     _spec_option,
@@ -36,7 +37,7 @@ def validate(files, database, schema_sql, fmt):
     else:
         for p in problems:
             click.echo(p.line(), err=p.severity == "error")
-        if not errors:
+        if not errors and not OUTPUT.quiet:
             queries = f" and {len(spec.queries)} quer{'y' if len(spec.queries) == 1 else 'ies'}" if spec.queries else ""
             click.echo(f"{len(spec.entries)} index(es){queries} in {len(spec.files)} file(s): valid"
                        + (f" ({len(problems)} warning(s))" if problems else "") + ".")
