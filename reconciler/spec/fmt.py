@@ -1,0 +1,164 @@
+"""`fmt`: the canonical layout of a spec file, comments kept.
+
+One job: text in, text out, with the same meaning. Canonical means: top-level keys in the
+order version, defaults, manage, indexes; each entry's keys in the order of the reference
+(name, schema, table, columns, ...); a long-form column written as the shorthand
+(`createdAt DESC`) where the shorthand reads back to exactly the same column; lower-case
+`order`, `nulls` and `using`; short lists of plain names in flow style (`[a, b DESC]`);
+two-space indentation. Comments stay with the key they follow (a section comment after the
+last key of an entry stays after the entry).
+
+ruamel.yaml is used because it is the YAML library that round-trips comments; PyYAML drops
+them. A file that is not a valid spec is refused (with file:line) before anything is
+rewritten: reordering keys nobody knows would not be canonical.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from .load import load_spec_text
+from .models import parse_shorthand
+
+TOP_ORDER = ("version", "defaults", "manage", "indexes")
+MANAGE_ORDER = ("prune", "ignore", "tables")
+INDEX_ORDER = ("name", "schema", "table", "columns", "unique", "include", "where", "using", "nulls_not_distinct",
+               "with", "tablespace", "comment")
+COLUMN_ORDER = ("column", "expression", "order", "nulls", "opclass", "collation")
+
+_PLAIN_NAME = re.compile(r"^[^\s()\",:#'\[\]{}&*!|>%@`\\]+$")   # safe unquoted in flow style and shorthand
+_KEYWORDS = re.compile(r"^(asc|desc|nulls|first|last)$", re.I)
+FLOW_MAX = 80
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    y = YAML()  # round trip: comments, quotes and key positions are kept
+    y.preserve_quotes = True
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.width = 120
+    return y
+
+
+def format_spec(text: str, file: str = "indexes.yaml") -> str:
+    """The canonical text of one spec document (raises SpecError for an invalid spec)."""
+    load_spec_text(text, file)
+    y = _yaml()
+    data = y.load(text)
+    data = _reorder(data, TOP_ORDER)
+    if isinstance(data.get("manage"), dict):
+        data["manage"] = _reorder(data["manage"], MANAGE_ORDER)
+    indexes = data.get("indexes")
+    if indexes is not None:
+        for i, entry in enumerate(indexes):
+            indexes[i] = _format_entry(entry)
+    out = io.StringIO()
+    y.dump(data, out)
+    result = out.getvalue().rstrip("\n") + "\n"
+    if text.startswith("---") and not result.startswith("---"):
+        result = "---\n" + result
+    return result
+
+
+def _format_entry(entry):
+    if isinstance(entry.get("using"), str):
+        entry["using"] = entry["using"].strip().lower()
+    cols = entry.get("columns")
+    if cols is not None:
+        for j, c in enumerate(cols):
+            if isinstance(c, dict):
+                for k in ("order", "nulls"):
+                    if isinstance(c.get(k), str):
+                        c[k] = c[k].lower()
+                short = _shorthand(c)
+                if short is not None and not _has_comments(c):
+                    cols[j] = short
+                else:
+                    cols[j] = _reorder(c, COLUMN_ORDER)
+        _flow_if_short(cols)
+    if entry.get("include") is not None:
+        _flow_if_short(entry["include"])
+    return _reorder(entry, INDEX_ORDER)
+
+
+def _shorthand(c: dict) -> str | None:
+    """`{column: x, order: desc}` → `x DESC`, only when the shorthand reads back the same."""
+    if set(c) - {"column", "order", "nulls"} or not isinstance(c.get("column"), str):
+        return None
+    name = c["column"]
+    if not _PLAIN_NAME.match(name) or _KEYWORDS.match(name):
+        return None
+    text = name + (f" {c['order'].upper()}" if c.get("order") else "") + (
+        f" NULLS {c['nulls'].upper()}" if c.get("nulls") else "")
+    back = parse_shorthand(text)
+    if (back.column, back.order, back.nulls) != (name, c.get("order"), c.get("nulls")):
+        return None
+    return text
+
+
+def _flow_if_short(seq) -> None:
+    """Short lists of plain strings read best on one line, as `import` writes them."""
+    if not hasattr(seq, "fa") or _has_comments(seq):
+        return
+    plain = all(isinstance(x, str) and (_PLAIN_NAME.match(x.split(" ")[0]) and re.fullmatch(
+        r"[^\s]+(?: (?:ASC|DESC))?(?: NULLS (?:FIRST|LAST))?", x)) for x in seq)
+    if plain and sum(len(x) + 2 for x in seq) <= FLOW_MAX:
+        seq.fa.set_flow_style()
+    elif not plain:
+        seq.fa.set_block_style()
+
+
+def _has_comments(node: Any) -> bool:
+    ca = getattr(node, "ca", None)
+    return bool(ca is not None and (ca.items or ca.comment))
+
+
+def _reorder(m, order: tuple[str, ...]):
+    """The same mapping with known keys in `order` (unknown ones after, as found), each key's
+    comments moved with it; the comment lines after the old last key (a section heading for what
+    follows) move to the new last key."""
+    from ruamel.yaml.comments import CommentedMap
+
+    if not isinstance(m, CommentedMap):
+        return m
+    keys = list(m.keys())
+    new_keys = [k for k in order if k in m] + [k for k in keys if k not in order]
+    if new_keys == keys:
+        return m
+    out = CommentedMap()
+    for k in new_keys:
+        out[k] = m[k]
+    items = dict(m.ca.items)
+    last_old, last_new = keys[-1], new_keys[-1]
+    tail = None
+    if last_old != last_new and last_old in items and items[last_old][2] is not None:
+        tok = items[last_old][2]
+        eol, sep, rest = tok.value.partition("\n")
+        if rest.strip():       # full comment lines after the entry: they belong to what follows
+            tail = sep + rest
+            tok.value = eol + "\n"
+    for k in new_keys:
+        if k in items:
+            out.ca.items[k] = items[k]
+    if tail is not None:
+        _append_comment(out, last_new, tail)
+    if m.ca.comment is not None:
+        out.ca.comment = m.ca.comment
+    if m.fa.flow_style():
+        out.fa.set_flow_style()
+    return out
+
+
+def _append_comment(m, key: str, text: str) -> None:
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    entry = m.ca.items.setdefault(key, [None, None, None, None])
+    while len(entry) < 4:
+        entry.append(None)
+    if entry[2] is None:
+        entry[2] = CommentToken(text, CommentMark(0), None)
+    else:
+        entry[2].value = entry[2].value.rstrip("\n") + text
