@@ -22,6 +22,7 @@ from .options import (
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("planfile", required=False, type=click.Path())
 @_spec_option
 @click.option("-d", "--database", help=CONNECTION_HELP)
 @click.option("--plan", "plan_file", type=click.Path(), help="apply a plan saved by `plan --out` (refused if stale)")
@@ -38,12 +39,19 @@ from .options import (
 @click.option("--wait-for-lock", default="0", show_default=True,
               help="how long to wait when another apply runs (0: exit 1 at once)")
 @_select_option
-def apply(files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,
+def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,
           retries, allowed, fmt, wait_for_lock, select):
     """Carry out the plan with CREATE/DROP INDEX CONCURRENTLY. Exit 0 when the database then
-    matches the spec."""
+    matches the spec.
+
+    With PLANFILE (a plan saved by `plan --out`, as `terraform apply plan.out`): apply exactly
+    that reviewed plan, without a prompt; refused if the database moved since."""
     from ..app.apply import run_apply
 
+    if planfile:
+        if plan_file:
+            raise click.UsageError("give the plan file once: PLANFILE or --plan")
+        plan_file, auto_approve = planfile, True
     ok = run_apply(files=_files(files) if not plan_file or files else [], database=database, plan_file=plan_file,
                    auto_approve=auto_approve, dry_run=dry_run,
                    timeouts=_timeouts(lock_timeout, statement_timeout, build_timeout), retries=retries,

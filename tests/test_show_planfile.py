@@ -1,0 +1,83 @@
+"""Terraform's saved-plan workflow: `plan --out FILE`, `show FILE` (any format, no database),
+`apply FILE` (that reviewed plan, no prompt; refused when the database moved)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SPEC = textwrap.dedent("""
+    version: 1
+    manage: {prune: true}
+    indexes:
+      - name: t_a_idx
+        table: t
+        columns: [a]
+      - name: t_b_uniq
+        table: t
+        unique: true
+        columns: [b DESC]
+""").lstrip()
+
+
+def reconciler(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL", "NO_COLOR"))}
+    return subprocess.run([sys.executable, "-m", "reconciler.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_plan_out_show_then_apply_the_file(tmp_path, dsn, run_sql):
+    run_sql(dsn, "CREATE TABLE t (a int, b int); CREATE INDEX t_old ON t (a, b)")
+    (tmp_path / "indexes.yaml").write_text(SPEC)
+    r = reconciler("plan", "-d", dsn, "--out", "plan.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+    text = reconciler("show", "plan.json", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    head = text.stdout.splitlines()
+    assert head[0] == "Plan file plan.json, made just now"
+    assert "  spec: indexes.yaml" in head[1]
+    assert "+ create public.t_a_idx on t" in text.stdout and "- drop public.t_old on t" in text.stdout
+    assert "hazard UNIQUE_BUILD_MAY_FAIL" in text.stdout
+    assert "Plan: 2 to create, 0 to replace, 0 to rename, 0 to rebuild, 1 to drop." in text.stdout
+
+    doc = json.loads(reconciler("show", "plan.json", "--format", "json", cwd=tmp_path).stdout)
+    assert doc["summary"]["create"] == 2 and doc["summary"]["drop"] == 1
+    assert doc["plan_file"]["path"] == "plan.json" and doc["plan_file"]["spec_files"] == ["indexes.yaml"]
+    md = reconciler("show", "plan.json", "--format", "markdown", cwd=tmp_path).stdout
+    assert md.startswith("### reconciler plan") and "`t_b_uniq`" in md
+    sql = reconciler("show", "plan.json", "--format", "sql", cwd=tmp_path).stdout
+    assert "CREATE UNIQUE INDEX CONCURRENTLY t_b_uniq ON public.t (b DESC);" in sql
+    assert reconciler("show", "plan.json", "--detailed-exitcode", cwd=tmp_path).returncode == 2
+
+    # `apply FILE`: no prompt although stdin is not a terminal
+    r = reconciler("apply", "plan.json", "-d", dsn, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(x for (x,) in run_sql(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 't'")) == [
+        "t_a_idx", "t_b_uniq"]
+    again = reconciler("plan", "-d", dsn, "--detailed-exitcode", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout
+
+
+def test_apply_file_refused_when_the_database_moved(tmp_path, dsn, run_sql):
+    run_sql(dsn, "CREATE TABLE t (a int, b int)")
+    (tmp_path / "indexes.yaml").write_text(SPEC)
+    assert reconciler("plan", "-d", dsn, "--out", "plan.json", cwd=tmp_path).returncode == 0
+    run_sql(dsn, "CREATE INDEX t_a_idx ON t (a)")   # someone built one of them meanwhile
+    r = reconciler("apply", "plan.json", "-d", dsn, cwd=tmp_path)
+    assert r.returncode == 1 and "stale" in r.stderr and "Traceback" not in r.stderr
+    assert run_sql(dsn, "SELECT count(*) FROM pg_indexes WHERE tablename = 't'") == [(1,)]
+
+
+def test_show_bad_files_one_line(tmp_path):
+    (tmp_path / "x.json").write_text("{}")
+    for name, needle in (("missing.json", "no such plan file"), ("x.json", "not a reconciler plan file")):
+        r = reconciler("show", name, cwd=tmp_path)
+        assert r.returncode == 1 and needle in r.stderr.splitlines()[0] and "Traceback" not in r.stderr
+
+
+def test_planfile_given_twice_is_a_usage_error(tmp_path):
+    r = reconciler("apply", "a.json", "--plan", "b.json", cwd=tmp_path)
+    assert r.returncode == 1 and "give the plan file once" in r.stderr
