@@ -140,3 +140,11 @@ def test_cli_invalid_file_is_not_rewritten(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("error: indexes.yaml:3: index 'x': unique:")
     assert len(r.stderr.splitlines()) <= 2 and "Traceback" not in r.stderr
     assert (tmp_path / "indexes.yaml").read_text() == bad
+
+
+def test_import_output_is_already_canonical(tmp_path):
+    """What `import` writes needs no `fmt` (one layout for both)."""
+    r = run("import", "--from-sql", str(ROOT / "examples" / "justoai" / "literal.sql"), "-o", "i.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "i.yaml").read_text()
+    assert "\n  - name: " in text and format_spec(text) == text

@@ -71,7 +71,10 @@ def entry(d: IndexDef, default_schema: str = "public", comment: str | None = Non
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    """Lists indented under their key, as `fmt` writes them (PyYAML's default is not)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
 
 
 def _list_repr(dumper: yaml.SafeDumper, data: list):
