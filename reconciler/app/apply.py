@@ -200,7 +200,7 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         # what the changes do to the spec's queries: QUERY_REGRESSION blocks below unless allowed
         plan = simulate(conn, plan, spec, lock_timeout_ms=timeouts.lock_ms)
         blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
-        if fmt == "text" and not (quiet and (auto_approve or dry_run)):  # a prompt needs the plan above it
+        if fmt == "text" and not (quiet and auto_approve and not dry_run):  # a prompt needs the plan above it
             echo(render_text(plan, color).rstrip())
         if plan.empty:
             return True
