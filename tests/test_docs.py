@@ -41,6 +41,7 @@ MASKS = [
     (re.compile(r"(fingerprint:? )[0-9a-f]{16}"), r"\1<FP>"),
     (re.compile(r'"(fingerprint|age_s)": [^,\n]+'), r'"\1": <X>'),
     (re.compile(r"/tmp/[\w./-]+"), "<TMP>"),
+    (re.compile(r"\bcost [\d,]+(\.\d+)?( → [\d,]+(\.\d+)?)?"), "cost <C>"),   # planner estimates differ by version
     (re.compile(r"[\d,]+ bytes"), "<N> bytes"),
     (re.compile(r"\d+(\.\d+)? (kB|MB|bytes)\b"), "<SIZE>"),
     (re.compile(r"\s+$", re.M), ""),

@@ -148,3 +148,35 @@ def test_import_output_is_already_canonical(tmp_path):
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "i.yaml").read_text()
     assert "\n  - name: " in text and format_spec(text) == text
+
+
+def test_lines_after_a_moved_last_key_stay_between_entries():
+    """A section heading (and its blank line) after an entry's last key belongs to the next
+    entry, also when that key is a block scalar or a block list and fmt moves keys around."""
+    src = textwrap.dedent("""
+        version: 1
+        indexes:
+          - name: a
+            tags: [x]
+            table: t
+            columns: [c]
+            comment: >-
+              hello
+              world
+
+          # next section
+          - table: t
+            name: b
+            columns:
+              - c
+              - d   # dee
+
+          # third
+          - name: c
+            table: t
+            columns: [c]
+    """).lstrip()
+    out = format_spec(src)
+    assert "      world\n    tags: [x]\n\n  # next section\n  - name: b\n    table: t\n" in out
+    assert "      - d   # dee\n\n  # third\n  - name: c\n" in out
+    assert format_spec(out) == out and meaning(out) == meaning(src)

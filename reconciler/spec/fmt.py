@@ -1,8 +1,8 @@
 """`fmt`: the canonical layout of a spec file, comments kept.
 
 One job: text in, text out, with the same meaning. Canonical means: top-level keys in the
-order version, defaults, manage, indexes; each entry's keys in the order of the reference
-(name, schema, table, columns, ...); a long-form column written as the shorthand
+order version, defaults, manage, indexes, queries; each entry's keys in the order of the
+reference (name, schema, table, columns, ..., comment, tags); a long-form column written as the shorthand
 (`createdAt DESC`) where the shorthand reads back to exactly the same column; lower-case
 `order`, `nulls` and `using`; short lists of plain names in flow style (`[a, b DESC]`);
 two-space indentation. Comments stay with the key they follow (a section comment after the
@@ -21,10 +21,11 @@ from typing import Any
 from .load import load_spec_text
 from .models import parse_shorthand
 
-TOP_ORDER = ("version", "defaults", "manage", "indexes")
+TOP_ORDER = ("version", "defaults", "manage", "indexes", "queries", "queries_file")
 MANAGE_ORDER = ("prune", "ignore", "tables")
 INDEX_ORDER = ("name", "schema", "table", "columns", "unique", "include", "where", "using", "nulls_not_distinct",
-               "with", "tablespace", "comment")
+               "with", "tablespace", "comment", "tags")
+QUERY_ORDER = ("name", "sql", "params", "uses", "budget_ms", "budget_cost")
 COLUMN_ORDER = ("column", "expression", "order", "nulls", "opclass", "collation")
 
 _PLAIN_NAME = re.compile(r"^[^\s()\",:#'\[\]{}&*!|>%@`\\]+$")   # safe unquoted in flow style and shorthand
@@ -54,6 +55,10 @@ def format_spec(text: str, file: str = "indexes.yaml") -> str:
     if indexes is not None:
         for i, entry in enumerate(indexes):
             indexes[i] = _format_entry(entry)
+    queries = data.get("queries")
+    if queries is not None:
+        for i, q in enumerate(queries):
+            queries[i] = _reorder(q, QUERY_ORDER)
     out = io.StringIO()
     y.dump(data, out)
     result = out.getvalue().rstrip("\n") + "\n"
@@ -115,10 +120,64 @@ def _has_comments(node: Any) -> bool:
     return bool(ca is not None and (ca.items or ca.comment))
 
 
+def _is_block_scalar(v) -> bool:
+    from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
+
+    return isinstance(v, (FoldedScalarString, LiteralScalarString))
+
+
+def _last_holder(m, key):
+    """Where the comment lines after `m[key]` live: ruamel keeps them on the deepest last item
+    of a block collection, so descend to it. Returns (container, key-or-index)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    holder, k = m, key
+    while True:
+        v = holder[k]
+        if isinstance(v, (CommentedMap, CommentedSeq)) and len(v) and not v.fa.flow_style():
+            holder, k = v, (list(v.keys())[-1] if isinstance(v, CommentedMap) else len(v) - 1)
+            continue
+        return holder, k
+
+
+def _take_tail(m, key) -> str | None:
+    """Remove and return the comment lines (and blank lines) that follow `m[key]` on lines of
+    their own; an end-of-line comment stays."""
+    holder, k = _last_holder(m, key)
+    item = holder.ca.items.get(k)
+    if not item or len(item) < 3 or item[2] is None:
+        return None
+    tok = item[2]
+    if _is_block_scalar(holder[k]):          # a block scalar ends its own line: all of it follows
+        item[2] = None
+        return tok.value
+    eol, sep, rest = tok.value.partition("\n")
+    if not rest:
+        return None
+    tok.value = eol + sep
+    if not eol.strip():
+        item[2] = None
+    return rest
+
+
+def _put_tail(m, key, text: str) -> None:
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    holder, k = _last_holder(m, key)
+    item = holder.ca.items.setdefault(k, [None, None, None, None])
+    while len(item) < 4:
+        item.append(None)
+    if item[2] is not None:
+        item[2].value = item[2].value.rstrip("\n") + "\n" + text
+    else:
+        item[2] = CommentToken(text if _is_block_scalar(holder[k]) else "\n" + text, CommentMark(0), None)
+
+
 def _reorder(m, order: tuple[str, ...]):
     """The same mapping with known keys in `order` (unknown ones after, as found), each key's
-    comments moved with it; the comment lines after the old last key (a section heading for what
-    follows) move to the new last key."""
+    comments moved with it; the lines after the old last key (blank lines, a section heading for
+    what follows) move to the new last key."""
     from ruamel.yaml.comments import CommentedMap
 
     if not isinstance(m, CommentedMap):
@@ -127,38 +186,17 @@ def _reorder(m, order: tuple[str, ...]):
     new_keys = [k for k in order if k in m] + [k for k in keys if k not in order]
     if new_keys == keys:
         return m
+    tail = _take_tail(m, keys[-1]) if keys[-1] != new_keys[-1] else None
     out = CommentedMap()
     for k in new_keys:
         out[k] = m[k]
-    items = dict(m.ca.items)
-    last_old, last_new = keys[-1], new_keys[-1]
-    tail = None
-    if last_old != last_new and last_old in items and items[last_old][2] is not None:
-        tok = items[last_old][2]
-        eol, sep, rest = tok.value.partition("\n")
-        if rest.strip():       # full comment lines after the entry: they belong to what follows
-            tail = sep + rest
-            tok.value = eol + "\n"
     for k in new_keys:
-        if k in items:
-            out.ca.items[k] = items[k]
-    if tail is not None:
-        _append_comment(out, last_new, tail)
+        if k in m.ca.items:
+            out.ca.items[k] = m.ca.items[k]
     if m.ca.comment is not None:
         out.ca.comment = m.ca.comment
     if m.fa.flow_style():
         out.fa.set_flow_style()
+    if tail is not None:
+        _put_tail(out, new_keys[-1], tail)
     return out
-
-
-def _append_comment(m, key: str, text: str) -> None:
-    from ruamel.yaml.error import CommentMark
-    from ruamel.yaml.tokens import CommentToken
-
-    entry = m.ca.items.setdefault(key, [None, None, None, None])
-    while len(entry) < 4:
-        entry.append(None)
-    if entry[2] is None:
-        entry[2] = CommentToken(text, CommentMark(0), None)
-    else:
-        entry[2].value = entry[2].value.rstrip("\n") + text

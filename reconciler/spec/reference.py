@@ -12,7 +12,8 @@ SECTIONS = (("SpecFile", "Top level", "indexes.yaml (one file; several files or 
             ("Defaults", "defaults", "values every entry inherits"),
             ("Manage", "manage", "which live indexes the spec owns"),
             ("IndexSpec", "indexes[]", "one index"),
-            ("ColumnSpec", "columns[] (long form)", "one key column, when the shorthand is not enough"))
+            ("ColumnSpec", "columns[] (long form)", "one key column, when the shorthand is not enough"),
+            ("QuerySpec", "queries[]", "one query the indexes exist for"))
 
 
 # Meanings for keys whose model field has no description (yet): the page must explain every key.
@@ -21,6 +22,7 @@ FALLBACK = {
     ("SpecFile", "defaults"): "values every entry inherits",
     ("SpecFile", "manage"): "which live indexes the spec owns (prune, ignore, more tables)",
     ("SpecFile", "indexes"): "the indexes, one entry each",
+    ("SpecFile", "queries"): "the queries the indexes exist for (`verify`, what-if in `plan`)",
     ("Defaults", "schema"): "schema of entries that do not say `schema:`",
     ("IndexSpec", "unique"): "a UNIQUE index (built after a duplicate check)",
     ("IndexSpec", "nulls_not_distinct"): "UNIQUE NULLS NOT DISTINCT (PostgreSQL 15+); needs `unique: true`",
@@ -74,7 +76,10 @@ def spec_reference() -> str:
            "Every key `indexes.yaml` accepts, from the JSON Schema the tool validates with "
            "(`reconciler schema`, committed as `schema/indexes.schema.json`). Unknown keys are errors "
            "that name the file and line. See [The spec](spec.md) for a guided tour.", ""]
-    for name, title, what in SECTIONS:
+    known = {s[0] for s in SECTIONS}
+    sections = list(SECTIONS) + [(n, n, (d.get("description") or n).rstrip(".")) for n, d in defs.items()
+                                 if n not in known]   # a model added later still gets its section
+    for name, title, what in sections:
         d = defs[name]
         out += [f"## {name}", "", f"**{title}**: {what}.", ""]
         if d.get("description") and name != "SpecFile":
