@@ -245,6 +245,14 @@ def recipe_steps(kind: str, doc: dict, dsn: str) -> list[tuple[str, dict]]:
                     for line in step["run"].splitlines():
                         if line.strip() and not line.startswith("pip install"):
                             out.append((_expr(line, dsn), env))
+    elif kind == "k8s":
+        # a CronJob: its container's command and args, with its environment; a secret is the test
+        # database, a directory the node exporter reads is a temporary one (TEXTFILE_DIR)
+        container = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: (dsn if "valueFrom" in e else str(e["value"])) for e in container.get("env", [])}
+        argv = list(container.get("command", [])) + list(container.get("args", []))
+        assert argv[:2] == ["/bin/sh", "-c"], "the recipe's container runs a shell line"
+        out.append((argv[2], env))
     elif kind == "gitlab":
         templates = {k: v for k, v in doc.items() if k.startswith(".")}
         jobs = [(k, v) for k, v in doc.items() if not k.startswith(".") and isinstance(v, dict) and "script" in v]
@@ -269,6 +277,7 @@ def test_ci_recipes_run(recipe, dsn, run_sql, justo_schema, tmp_path):
     lines = recipe_steps(kind, yaml.safe_load(text), dsn)
     assert lines, "a recipe with nothing to run"
     for line, extra in lines:
+        extra = {**extra, "TEXTFILE_DIR": str(tmp_path)} if "TEXTFILE_DIR" in extra else extra
         r = subprocess.run(["bash", "-c", line], cwd=ws, env={**env, **extra}, capture_output=True, text=True,
                            timeout=300, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, f"{line}\n{r.stdout}\n{r.stderr}"
