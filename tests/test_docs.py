@@ -41,6 +41,7 @@ MASKS = [
     (re.compile(r"(fingerprint:? )[0-9a-f]{16}"), r"\1<FP>"),
     (re.compile(r'"(fingerprint|age_s)": [^,\n]+'), r'"\1": <X>'),
     (re.compile(r"/tmp/[\w./-]+"), "<TMP>"),
+    (re.compile(r'database="[^"]*"'), 'database="<DB>"'),           # each test has its own database
     (re.compile(r"\bcost [\d,]+(\.\d+)?( → [\d,]+(\.\d+)?)?"), "cost <C>"),   # planner estimates differ by version
     (re.compile(r"[\d,]+ bytes"), "<N> bytes"),
     (re.compile(r"\d+(\.\d+)? (kB|MB|bytes)\b"), "<SIZE>"),
@@ -265,6 +266,38 @@ def recipe_steps(kind: str, doc: dict, dsn: str) -> list[tuple[str, dict]]:
     return out
 
 
+class StandInPushgateway:
+    """A STAND-IN for Prometheus' Pushgateway on 127.0.0.1: it records what is POSTed or PUT
+    to /metrics/job/NAME (its push API), so a recipe's push is checked for real."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _push(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                received.append((self.path, body))
+                self.send_response(200 if self.path.startswith("/metrics/job/") else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_PUT = _push
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.mark.parametrize("recipe", recipes(), ids=lambda r: r[0])
 def test_ci_recipes_run(recipe, dsn, run_sql, justo_schema, tmp_path):
     _, kind, text = recipe
@@ -276,11 +309,18 @@ def test_ci_recipes_run(recipe, dsn, run_sql, justo_schema, tmp_path):
                 "RUNNER_TEMP": str(tmp_path), "PATH": os.path.dirname(sys.executable) + os.pathsep + env["PATH"]})
     lines = recipe_steps(kind, yaml.safe_load(text), dsn)
     assert lines, "a recipe with nothing to run"
+    pushgateway = StandInPushgateway()
     for line, extra in lines:
-        extra = {**extra, "TEXTFILE_DIR": str(tmp_path)} if "TEXTFILE_DIR" in extra else extra
+        if "PUSHGATEWAY_URL" in extra:
+            extra = {**extra, "PUSHGATEWAY_URL": pushgateway.url}
         r = subprocess.run(["bash", "-c", line], cwd=ws, env={**env, **extra}, capture_output=True, text=True,
                            timeout=300, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, f"{line}\n{r.stdout}\n{r.stderr}"
+    pushgateway.close()
+    if any("PUSHGATEWAY_URL" in extra for _, extra in lines):
+        assert pushgateway.received, "the recipe pushed nothing"
+        path, body = pushgateway.received[-1]
+        assert path == "/metrics/job/reconciler_drift" and "reconciler_drift_in_sync" in body, (path, body)
     if any("apply" in line for line, _ in lines):
         # the recipe deployed: the database now holds the spec's 30 indexes, and plans as in sync
         names = run_sql(dsn, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE "
