@@ -112,9 +112,14 @@ EXPECTED_AGED = {("unused", "orders_status_idx"), ("duplicate", "orders_customer
                  ("seq_scan_heavy", "logs")}
 
 
+_NO_SPEC_DIR = tempfile.mkdtemp(prefix="reconciler-health-cwd-")
+
+
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    # Run where there is no ./indexes.yaml: the repository root has one (the JustoAI spec),
+    # and `health --all` without -f reads ./indexes.yaml when there is one.
     return subprocess.run([*RECONCILER, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout)
+                          timeout=timeout, cwd=_NO_SPEC_DIR)
 
 
 def wait_until(fn, what: str, timeout: float = 60.0, every: float = 0.2):
