@@ -9,9 +9,9 @@ and on every 10th table a foreign key to the previous table and a duplicate of t
 every table holds a few rows and is ANALYZEd (so the bloat estimate has its pg_stats inputs).
 Then, side by side in one run (one warm-up, then the median of --runs runs, alternating):
 
-  raw       the statistics queries `health` sends (pg/sql/health_*.sql + the definitions query
-            for the tables where a comparison is possible), in one READ ONLY transaction, every
-            row fetched: in-process, on an open connection
+  raw       the statements `health` sends (recorded from one run of pg.stats.read_stats: the
+            pg/sql/health_*.sql reads and the definitions of the comparison candidates), in one
+            READ ONLY transaction, every row fetched: in-process, a new connection each run
   health    reconciler.app.health.run_health + the text report: in-process, same connection setup
   raw-cli   a fresh python process: import psycopg, connect, the same queries, fetch, exit
   cli       `reconciler health --all -d DSN --format json` as a subprocess (exit 2 expected)
@@ -44,7 +44,7 @@ RECONCILER = shutil.which("reconciler", path=str(Path(PY).parent)) or shutil.whi
 
 RAW_CODE = r"""
 import sys, json, psycopg
-dsn, queries = sys.argv[1], json.loads(sys.argv[2])
+dsn, queries = sys.argv[1], json.loads(open(sys.argv[2]).read())
 conn = psycopg.connect(dsn, autocommit=True)
 n = 0
 with conn.transaction():
@@ -97,28 +97,28 @@ def drop_tables(conn) -> None:
 
 
 def raw_queries(dsn: str) -> list[tuple[str, dict]]:
-    """Exactly the statements `health --all` sends, with their parameters (table oids from the
-    tables query, definition tables from the comparison candidates)."""
-    from reconciler.health import comparison_candidates
-    from reconciler.pg import stats
-    from reconciler.pg.catalog import _sql as catalog_sql
+    """Exactly the statements `health --all` sends, with their parameters: recorded from one
+    run of pg.stats.read_stats (so the reference cannot drift from what health really does)."""
+    import psycopg.cursor as pcur
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        version = conn.info.server_version
-        snap = stats.read_stats(conn, None)
-        tables = [t.oid for t in snap.tables]
-        wanted = sorted(comparison_candidates(snap.indexes))
-    idx_sql = stats._sql("health_indexes.sql").replace("{last_scan}", stats._last_scan(version, "x.oid"))
-    defs_sql = catalog_sql("indexes.sql").replace(
-        "{nulls_not_distinct}", "i.indnullsnotdistinct" if version >= 150000 else "false").replace(
-        "{stats}", "NULL::bigint AS size_bytes, NULL::bigint AS idx_scan, NULL::text AS comment").replace(
-        "{stats_join}", "")
-    return [(stats._sql("health_node.sql"), {}),
-            (stats._sql("health_tables.sql"), {"all": True, "schemas": [], "tables": [], "patterns": []}),
-            (idx_sql, {"oids": tables}),
-            (stats._sql("health_building.sql"), {}),
-            (stats._sql("health_fks.sql"), {"oids": tables}),
-            (defs_sql, {"oids": wanted})]
+    from reconciler.pg import stats
+
+    sent: list[tuple[str, dict]] = []
+    execute = pcur.Cursor.execute
+
+    def record(self, query, params=None, **kw):
+        text = query if isinstance(query, str) else query.as_string(self)
+        if not text.lstrip().upper().startswith("SET "):   # the transaction's own SETs are replayed apart
+            sent.append((text, params or {}))
+        return execute(self, query, params, **kw)
+
+    pcur.Cursor.execute = record
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            stats.read_stats(conn, None)
+    finally:
+        pcur.Cursor.execute = execute
+    return sent
 
 
 def time_raw_inprocess(dsn: str, queries) -> float:
@@ -194,7 +194,8 @@ def main() -> int:
                              "WHERE c.relname ~ '^hbench_t'").fetchone()[0]
         print(f"PostgreSQL {version}: built {args.tables} tables, {nidx} indexes in {secs:.1f}s")
         queries = raw_queries(dsn)
-        qjson = json.dumps(queries)
+        qfile = Path(tempfile.mkdtemp(prefix="health-bench-")) / "queries.json"
+        qfile.write_text(json.dumps(queries))
         if not RECONCILER:
             print("cannot find the `reconciler` command next to", PY, file=sys.stderr)
             return 1
@@ -203,7 +204,7 @@ def main() -> int:
         for k in range(args.runs + 1):   # run 0 warms the caches; the others alternate the four
             r = time_raw_inprocess(dsn, queries)
             h, findings = time_health_inprocess(dsn)
-            rc_s, rc = run([PY, "-c", RAW_CODE, dsn, qjson])
+            rc_s, rc = run([PY, "-c", RAW_CODE, dsn, str(qfile)])
             c_s, c = run([RECONCILER, "health", "--all", "-d", dsn, "--format", "json"])
             if rc.returncode != 0 or c.returncode not in (0, 2):
                 print(f"raw-cli exit {rc.returncode}: {rc.stderr[-500:]}\ncli exit {c.returncode}: {c.stderr[-500:]}")

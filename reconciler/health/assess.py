@@ -26,7 +26,6 @@ from typing import Callable, Iterable
 from ..core.ident import qualified
 from ..core.index import IndexDef, KeyPart
 from ..errors import SQLFragmentError
-from ..normalize import canonical_def, same_definition
 from ..reconcile.naming import is_leftover
 from ..spec import Spec
 from ..spec.dump import entry_yaml
@@ -97,21 +96,26 @@ def leftover_origin(name: str) -> str:
 
 
 def comparison_candidates(indexes: Iterable[IndexRow]) -> set[int]:
-    """Tables (oids) holding two valid indexes of one method where one's key columns are a
-    leading prefix of the other's (an expression matches only an expression). Only their
-    definitions are read: a superset of every duplicate and redundant pair, cheap to find from
-    pg_index's arrays."""
-    by_table: dict[tuple[int, str], list[tuple[int, ...]]] = defaultdict(list)
+    """Indexes (oids) that may be a duplicate or a leading prefix of another valid index of their
+    table: same method, both partial or both not, and one's keys (attnum, operator class,
+    collation, ordering, from pg_index's arrays) a prefix of the other's. Only these definitions
+    are read and compared: an exact superset of every duplicate and redundant pair, found
+    without reading any definition text."""
+    groups: dict[tuple, list[IndexRow]] = defaultdict(list)
     for x in indexes:
-        if x.valid and x.ready and x.parent_oid is None and x.key_attnums:
-            by_table[(x.table_oid, x.method)].append(x.key_attnums)
+        if x.valid and x.ready and x.parent_oid is None and x.key_signature:
+            groups[(x.table_oid, x.method, x.partial)].append(x)
     out: set[int] = set()
-    for (table_oid, _), keys in by_table.items():
-        if len(keys) < 2:
+    for rows in groups.values():
+        if len(rows) < 2:
             continue
-        keys = sorted(keys, key=len)
-        if any(keys[j][: len(keys[i])] == keys[i] for i in range(len(keys)) for j in range(i + 1, len(keys))):
-            out.add(table_oid)
+        rows = sorted(rows, key=lambda r: len(r.key_signature))
+        for i, a in enumerate(rows):
+            n = len(a.key_signature)
+            for b in rows[i + 1:]:
+                if b.key_signature[:n] == a.key_signature:
+                    out.add(a.oid)
+                    out.add(b.oid)
     return out
 
 
@@ -149,6 +153,7 @@ class _Context:
         ignored: Callable[[str], bool] = spec.ignored if spec else (lambda n: False)
         self.all_indexes = snap.indexes
         self.indexes = [x for x in snap.indexes if not ignored(x.name)]
+        self.listed = {x.oid for x in self.indexes}
         self.by_oid = {x.oid: x for x in snap.indexes}
         self.children: dict[int, list[IndexRow]] = defaultdict(list)
         for x in snap.indexes:
@@ -162,9 +167,12 @@ class _Context:
         self.notes: list[str] = []
         self.replica_scans = [r.scans for r in snap.replicas]
         self.names = {(x.schema, x.name) for x in snap.indexes}
+        self._bloat: dict[int, Bloat | None] = {}
 
     # the whole partition tree under an index (itself included)
     def tree(self, x: IndexRow) -> list[IndexRow]:
+        if x.oid not in self.children:
+            return [x]
         out, todo = [], [x]
         while todo:
             y = todo.pop()
@@ -175,6 +183,8 @@ class _Context:
     def scans(self, x: IndexRow) -> tuple[int, list[tuple[int, datetime | None]]]:
         """Total scans of the index (its partition tree, every node) and per node and index
         (scans, last scan) pairs, for the last-scan rule."""
+        if not self.replica_scans and x.oid not in self.children:
+            return x.scans, [(x.scans, x.last_scan)]
         total, per = 0, []
         for y in self.tree(x):
             total += y.scans
@@ -186,6 +196,8 @@ class _Context:
         return total, per
 
     def node_scans(self, x: IndexRow) -> tuple[tuple[str, int], ...]:
+        if not self.replica_scans and x.oid not in self.children:
+            return ((self.snap.node.name, x.scans),)
         tree = self.tree(x)
         out = [(self.snap.node.name, sum(y.scans for y in tree))]
         for r in self.snap.replicas:
@@ -193,9 +205,21 @@ class _Context:
         return tuple(out)
 
     def size(self, x: IndexRow) -> int:
+        if x.oid not in self.children:
+            return x.size_bytes
         return sum(y.size_bytes for y in self.tree(x))
 
+    def bloat(self, x: IndexRow) -> Bloat | None:
+        if x.oid not in self._bloat:
+            self._bloat[x.oid] = bloat_of(x, self.snap)
+        return self._bloat[x.oid]
+
+    def definition(self, x: IndexRow) -> IndexDef | None:
+        return self.snap.definitions.get(x.oid)
+
     def where(self, x: IndexRow) -> str | None:
+        if not self.entries:
+            return None
         e = self.entries.get((x.schema, x.name))
         return e.where if e else None
 
@@ -223,9 +247,15 @@ def assess(snap: StatsSnapshot, t: Thresholds = Thresholds(), spec: Spec | None 
     tables = _tables(cx)
     _nodes_notes(cx)
     indexes = []
+    primary = snap.node.name
+    simple = not cx.replica_scans
     for x in cx.indexes:
+        if simple and x.oid not in cx.children:   # the common case, 12,000 times: no sums to make
+            indexes.append(IndexHealth(x, (x.schema, x.name) in cx.entries, cx.where(x), x.scans, cx.bloat(x),
+                                       ((primary, x.scans),)))
+            continue
         total, _ = cx.scans(x)
-        indexes.append(IndexHealth(x, (x.schema, x.name) in cx.entries, cx.where(x), total, bloat_of(x, snap),
+        indexes.append(IndexHealth(x, (x.schema, x.name) in cx.entries, cx.where(x), total, cx.bloat(x),
                                    cx.node_scans(x)))
     order = {"warning": 0, "info": 1}
     findings = sorted(cx.findings, key=lambda f: (order[f.severity], f.kind, f.schema, f.table, f.index or ""))
@@ -259,14 +289,6 @@ def _invalid(cx: _Context) -> None:
             fix="`reconciler maintain` drops it (managed tables)"))
 
 
-def _definition(x: IndexRow) -> IndexDef | None:
-    """The definition for comparisons: storage options and tablespace do not change which
-    queries an index serves, so they do not make two indexes different here."""
-    if x.definition is None:
-        return None
-    return replace(x.definition, options=(), tablespace=None, comment=None)
-
-
 def _keeper_rank(cx: _Context, x: IndexRow) -> tuple:
     total, _ = cx.scans(x)
     return (not x.constraint_backed, (x.schema, x.name) not in cx.entries, -total, x.oid)
@@ -274,13 +296,13 @@ def _keeper_rank(cx: _Context, x: IndexRow) -> tuple:
 
 def _duplicates(cx: _Context) -> None:
     for table_oid, rows in cx.by_table.items():
-        pool = [x for x in rows if x.oid not in cx.removed and x.parent_oid is None and _definition(x) is not None
-                and x in cx.indexes]
+        pool = [x for x in rows if x.oid not in cx.removed and x.parent_oid is None
+                and x.oid in cx.snap.definitions and x.oid in cx.listed]
         groups: list[list[IndexRow]] = []
         for x in pool:
-            d = _definition(x)
+            d = cx.definition(x)
             for g in groups:
-                if _same(_definition(g[0]), d):
+                if _same(cx.definition(g[0]), d):
                     g.append(x)
                     break
             else:
@@ -293,7 +315,8 @@ def _duplicates(cx: _Context) -> None:
             for x in g[1:]:
                 total, _ = cx.scans(x)
                 ev = {"same_as": keeper.name, "size_bytes": cx.size(x), "scans": total,
-                      "definition": x.indexdef, "keeper_definition": keeper.indexdef}
+                      "definition": cx.snap.indexdefs.get(x.oid, ""),
+                      "keeper_definition": cx.snap.indexdefs.get(keeper.oid, "")}
                 if x.constraint_backed:
                     cx.findings.append(Finding(
                         "duplicate", "info", x.schema, x.table, x.name,
@@ -308,8 +331,14 @@ def _duplicates(cx: _Context) -> None:
 
 
 def _same(a: IndexDef | None, b: IndexDef | None) -> bool:
+    """Same index for the queries it serves: storage options and tablespace do not count."""
+    from ..normalize import same_definition  # sqlglot: imported only when there is a pair to compare
+
     if a is None or b is None:
         return False
+    if (a.options, a.tablespace) != (b.options, b.tablespace):
+        a = replace(a, options=(), tablespace=None)
+        b = replace(b, options=(), tablespace=None)
     try:
         return same_definition(a, b)
     except SQLFragmentError:
@@ -317,6 +346,10 @@ def _same(a: IndexDef | None, b: IndexDef | None) -> bool:
 
 
 def _canonical(d: IndexDef) -> IndexDef | None:
+    from ..normalize import canonical_def
+
+    if d.where is None and not any(k.is_expression or k.opclass for k in d.keys):
+        return d   # canonical_def would return it unchanged: plain columns, no predicate
     try:
         return canonical_def(d)
     except SQLFragmentError:
@@ -404,12 +437,12 @@ def _unused(cx: _Context) -> None:
 def _redundant(cx: _Context) -> None:
     for table_oid, rows in cx.by_table.items():
         live = [x for x in rows if x.oid not in cx.removed and x.parent_oid is None and x.valid and x.ready
-                and x.method == "btree" and x.definition is not None]
+                and x.method == "btree" and x.oid in cx.snap.definitions]
         if len(live) < 2:
             continue
-        canon = {x.oid: _canonical(_definition(x)) for x in live}
+        canon = {x.oid: _canonical(cx.definition(x)) for x in live}
         for a in live:
-            if a.oid in cx.removed or a.unique or a.constraint_backed or a.replica_identity or a not in cx.indexes:
+            if a.oid in cx.removed or a.unique or a.constraint_backed or a.replica_identity or a.oid not in cx.listed:
                 continue
             ca = canon[a.oid]
             if ca is None:
@@ -420,13 +453,14 @@ def _redundant(cx: _Context) -> None:
                 continue
             b = min(covering, key=lambda y: (cx.size(y), y.oid))
             total, _ = cx.scans(a)
+            bdef = cx.snap.indexdefs.get(b.oid, "")
             ev = {"covered_by": b.name, "size_bytes": cx.size(a), "covered_by_size_bytes": cx.size(b),
-                  "scans": total, "definition": a.indexdef, "covered_by_definition": b.indexdef}
+                  "scans": total, "definition": cx.snap.indexdefs.get(a.oid, ""), "covered_by_definition": bdef}
             cx.removed.add(a.oid)
             edit, sql, then = cx.removal(a)
             cx.findings.append(Finding(
                 "redundant", "warning", a.schema, a.table, a.name,
-                f"its keys lead {b.name} ({b.indexdef.split(' USING ', 1)[-1] if b.indexdef else ''}), which "
+                f"its keys lead {b.name} ({bdef.split(' USING ', 1)[-1] if bdef else 'same keys'}), which "
                 f"serves the same lookups; {human_bytes(ev['size_bytes'])}", ev, edit, sql, then))
 
 
@@ -455,7 +489,7 @@ def _bloated(cx: _Context) -> None:
     for x in cx.indexes:
         if not (x.valid and x.ready) or x.oid in cx.removed:
             continue
-        b = bloat_of(x, snap)
+        b = cx.bloat(x)
         if b is None:
             continue
         if b.ratio is None:
@@ -507,10 +541,10 @@ def _spec_file_for(cx: _Context, schema: str, table: str) -> str | None:
 
 
 def _foreign_keys(cx: _Context) -> None:
-    in_scope = {r.oid for r in cx.snap.tables}
+    tables = {r.oid: r for r in cx.snap.tables}
     taken = set(cx.names) | set(cx.entries)
     for fk in cx.snap.foreign_keys:
-        if fk.table_oid not in in_scope:
+        if fk.table_oid not in tables:
             continue
         if any(_covers(y, fk) and y.oid not in cx.removed for y in cx.by_table[fk.table_oid]
                if y.parent_oid is None):
@@ -521,9 +555,9 @@ def _foreign_keys(cx: _Context) -> None:
         default_schema = "public"
         edit = SpecEdit("add", name, _spec_file_for(cx, fk.schema, fk.table), None,
                         entry_yaml(d, default_schema, comment=f"covers foreign key {fk.name}"))
-        row = next((r for r in cx.snap.tables if r.oid == fk.table_oid), None)
+        row = tables[fk.table_oid]
         ev = {"foreign_key": fk.name, "columns": list(fk.columns), "references": f"{fk.ref_schema}.{fk.ref_table}",
-              "table_rows": row.rows if row else None}
+              "table_rows": row.rows}
         cx.findings.append(Finding(
             "fk_unindexed", "warning", fk.schema, fk.table, None,
             f"foreign key {fk.name} ({', '.join(fk.columns)}) → {fk.ref_schema}.{fk.ref_table} has no index: "

@@ -23,10 +23,6 @@ INDEX_TUPLE_HEADER = 8  # IndexTupleData (t_tid + t_info)
 NULL_BITMAP = 4         # IndexAttributeBitMapData, present when a tuple has a NULL
 
 
-def _align(n: float, maxalign: int) -> float:
-    return math.ceil(n / maxalign) * maxalign
-
-
 def estimate(b: BloatInputs, size_bytes: int, block_size: int = 8192, maxalign: int = 8) -> Bloat:
     """Estimated wasted bytes and ratio of one btree index (`method="estimate"`)."""
     if b.name_typed:
@@ -36,10 +32,10 @@ def estimate(b: BloatInputs, size_bytes: int, block_size: int = 8192, maxalign: 
     if b.relpages <= 1 or size_bytes <= 0:
         return Bloat(0.0, 0, "estimate")
     # index_form_tuple(): data starts at MAXALIGN(header [+ null bitmap]); the tuple is MAXALIGNed
-    header = _align(INDEX_TUPLE_HEADER + (NULL_BITMAP if b.has_nulls else 0), maxalign)
-    item = _align(header + b.data_width, maxalign) + ITEM_ID
+    header = -(-(INDEX_TUPLE_HEADER + (NULL_BITMAP if b.has_nulls else 0)) // maxalign) * maxalign
+    item = -(-(header + b.data_width) // maxalign) * maxalign + ITEM_ID
     usable = (block_size - PAGE_HEADER - BTREE_OPAQUE) * b.fillfactor / 100
-    per_page = max(1, math.floor(usable / item))
+    per_page = max(1, int(usable // item))
     expected_pages = 1 + math.ceil(b.reltuples / per_page)          # + the metapage
     wasted = max(0, (b.relpages - expected_pages) * block_size)
     ratio = wasted / (b.relpages * block_size)

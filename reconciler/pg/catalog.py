@@ -121,11 +121,15 @@ _STATS = ("CASE WHEN ic.relkind = 'i' THEN pg_relation_size(i.indexrelid) ELSE 0
 _NO_STATS = "NULL::bigint AS size_bytes, NULL::bigint AS idx_scan, NULL::text AS comment"
 
 
-def read_index_rows(cur, oids: list[int], version: int, stats: bool = True) -> list[dict]:
+def read_index_rows(cur, oids: list[int], version: int, stats: bool = True, of: str = "tables") -> list[dict]:
+    """One row per index of the tables `oids` (`of="tables"`), or of the indexes `oids`
+    (`of="indexes"`: health reads only those a comparison needs)."""
     sql = _sql("indexes.sql").replace(
         "{nulls_not_distinct}", "i.indnullsnotdistinct" if version >= 150000 else "false").replace(
         "{stats}", _STATS if stats else _NO_STATS).replace(
         "{stats_join}", "LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid\n" if stats else "")
+    if of == "indexes":
+        sql = sql.replace("WHERE i.indrelid = ANY (%(oids)s::oid[])", "WHERE i.indexrelid = ANY (%(oids)s::oid[])")
     cur.execute(sql, {"oids": oids})
     return cur.fetchall()
 

@@ -11,7 +11,6 @@ retried. `--exact` calls pgstattuple's pgstatindex() once, for the flagged index
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from importlib import resources
 from typing import Callable, Iterable
 
@@ -19,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..core.ident import quote_ident
+from ..core.index import IndexDef
 from ..errors import DatabaseError
 from ..health import (
     BloatInputs,
@@ -31,7 +31,6 @@ from ..health import (
     TableRow,
     comparison_candidates,
 )
-from .catalog import index_def_from_row, read_index_rows
 from .connection import describe
 
 
@@ -99,60 +98,113 @@ def read_stats(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
                                 f"{(e.diag.message_primary or str(e)).strip()}", "raise --statement-timeout") from None
 
 
+_INDEX_COLUMNS = ("oid", "table_oid", "schema", "table", "name", "method", "partitioned", "is_unique",
+                  "is_primary", "is_exclusion", "is_replident", "valid", "ready", "nkey", "indkey", "indclass",
+                  "indcollation", "indoption", "partial", "constraint_name", "constraint_type", "parent_oid",
+                  "size_bytes", "scans", "tuples_read", "tuples_fetched", "blocks_hit", "blocks_read", "last_scan",
+                  "relpages", "reltuples", "fillfactor")
+_TABLE_COLUMNS = ("oid", "schema", "name", "kind", "locked", "parent_oid", "reltuples", "size_bytes", "live_rows",
+                  "dead_rows", "seq_scans", "seq_tuples_read", "modified_since_analyze", "last_analyze", "last_vacuum")
+
+
+def _fetch(cur, expected: tuple[str, ...]) -> list[tuple]:
+    """Rows as plain tuples (12,000 dicts cost more than the query), in the order the SQL file
+    declares them: checked here, so an edit of the .sql cannot silently shift a field."""
+    got = tuple(d.name for d in cur.description)
+    if got != expected:  # pragma: no cover - a mismatch between a .sql file and this module
+        raise AssertionError(f"statistics query returns {got}, expected {expected}")
+    return cur.fetchall()
+
+
 def _read(conn, tables, patterns, lock_ms, stmt_ms, definitions) -> StatsSnapshot:
     pairs = list(tables) if tables is not None else []
     version = conn.info.server_version
-    with _Bounded(conn, lock_ms, stmt_ms), conn.cursor(row_factory=dict_row) as cur:
-        node, info = _node(cur, "primary", "primary")
+    with _Bounded(conn, lock_ms, stmt_ms), conn.cursor(row_factory=dict_row) as dcur, conn.cursor() as cur:
+        node, info = _node(dcur, "primary", "primary")
         cur.execute(_sql("health_tables.sql"), {
             "all": tables is None, "schemas": [p[0] for p in pairs], "tables": [p[1] for p in pairs],
             "patterns": patterns})
-        trows = cur.fetchall()
-        skipped = tuple(f"{r['schema']}.{r['name']}" for r in trows if r["locked"])
-        open_oids = [r["oid"] for r in trows if not r["locked"]]
+        trows = _fetch(cur, _TABLE_COLUMNS)
+        skipped = tuple(f"{r[1]}.{r[2]}" for r in trows if r[4])
+        open_oids = [r[0] for r in trows if not r[4]]
         cur.execute(_sql("health_indexes.sql").replace("{last_scan}", _last_scan(version, "x.oid")),
                     {"oids": open_oids})
-        irows = cur.fetchall()
-        cur.execute(_sql("health_building.sql"))
-        building = {r["oid"]: r["pid"] for r in cur.fetchall()}
-        cur.execute(_sql("health_fks.sql"), {"oids": open_oids})
+        irows = _fetch(cur, _INDEX_COLUMNS)
+        dcur.execute(_sql("health_building.sql"))
+        building = {r["oid"]: r["pid"] for r in dcur.fetchall()}
+        dcur.execute(_sql("health_fks.sql"), {"oids": open_oids})
         fks = tuple(ForeignKey(r["oid"], r["name"], r["table_oid"], r["schema"], r["table"], tuple(r["attnums"]),
-                               tuple(r["columns"]), r["ref_schema"], r["ref_table"]) for r in cur.fetchall())
-        indexes = [_index_row(r, building.get(r["oid"])) for r in irows]
+                               tuple(r["columns"]), r["ref_schema"], r["ref_table"]) for r in dcur.fetchall())
+        widths = _bloat_widths(cur, open_oids)
+        indexes = [_index_row(r, building.get(r[0]), widths.get(r[0])) for r in irows]
+        defs: dict[int, IndexDef] = {}
+        texts: dict[int, str] = {}
         if definitions:
             wanted = comparison_candidates(indexes)
             if wanted:
-                defs = {r["oid"]: r for r in read_index_rows(cur, sorted(wanted), version, stats=False)}
-                indexes = [replace(x, definition=index_def_from_row(defs[x.oid]), indexdef=defs[x.oid]["indexdef"])
-                           if x.oid in defs else x for x in indexes]
+                # catalog reads definitions through normalize (sqlglot): imported only when needed
+                from .catalog import index_def_from_row, read_index_rows
+
+                for r in read_index_rows(dcur, sorted(wanted), version, stats=False, of="indexes"):
+                    defs[r["oid"]] = index_def_from_row(r)
+                    texts[r["oid"]] = r["indexdef"]
     per_table: dict[int, list[IndexRow]] = {}
     for x in indexes:
         per_table.setdefault(x.table_oid, []).append(x)
-    table_rows = tuple(_table_row(r, per_table.get(r["oid"], ())) for r in trows if not r["locked"])
+    table_rows = tuple(_table_row(r, per_table.get(r[0], ())) for r in trows if not r[4])
     return StatsSnapshot(info["database"], node, table_rows, tuple(indexes), fks, (), skipped,
-                         block_size=info["block_size"], maxalign=info["maxalign"])
+                         block_size=info["block_size"], maxalign=info["maxalign"], definitions=defs, indexdefs=texts)
 
 
-def _index_row(r: dict, building_pid: int | None) -> IndexRow:
-    nkey = r["nkey"]
-    indkey = tuple(r["indkey"])
+def _bloat_widths(cur, table_oids: list[int]) -> dict[int, tuple[float, bool, bool, bool]]:
+    """{btree index oid: (data width, has nulls, a column lacks statistics, a `name` column)}:
+    the sum over its stored columns of (1 - null_frac) * avg_width, as the estimate needs.
+    Two reads matched here by name (see health_index_columns.sql for why not in SQL)."""
+    cur.execute(_sql("health_index_columns.sql"), {"oids": table_oids})
+    cols = _fetch(cur, ("oid", "schema", "stats_rel", "column", "name_typed"))
+    if not cols:
+        return {}
+    cur.execute(_sql("health_column_stats.sql"), {"schemas": sorted({c[1] for c in cols}),
+                                                  "rels": sorted({c[2] for c in cols})})
+    known = {(schema, rel, col): (null_frac or 0.0, width)
+             for schema, rel, col, null_frac, width in _fetch(cur, ("schema", "rel", "column", "null_frac", "avg_width"))}
+    out: dict[int, list] = {}
+    for oid, schema, rel, col, name_typed in cols:
+        acc = out.get(oid)
+        if acc is None:
+            acc = out[oid] = [0.0, False, False, False]
+        st = known.get((schema, rel, col))
+        if st is None or st[1] is None:
+            acc[2] = True
+        else:
+            null_frac, width = st
+            acc[0] += (1 - null_frac) * width
+            acc[1] = acc[1] or null_frac > 0
+        acc[3] = acc[3] or name_typed
+    return {oid: tuple(v) for oid, v in out.items()}
+
+
+def _index_row(r: tuple, building_pid: int | None, widths: tuple | None) -> IndexRow:
+    (oid, table_oid, schema, table, name, method, partitioned, is_unique, is_primary, is_exclusion, is_replident,
+     valid, ready, nkey, indkey, indclass, indcollation, indoption, partial, constraint_name, constraint_type,
+     parent_oid, size_bytes, scans, tuples_read, tuples_fetched, blocks_hit, blocks_read, last_scan, relpages,
+     reltuples, fillfactor) = r
     bloat = None
-    if r["data_width"] is not None:
-        bloat = BloatInputs(r["relpages"], r["reltuples"], r["fillfactor"], r["data_width"], r["has_nulls"],
-                            r["missing_stats"], r["name_typed"])
-    return IndexRow(
-        oid=r["oid"], table_oid=r["table_oid"], schema=r["schema"], table=r["table"], name=r["name"],
-        method=r["method"], size_bytes=r["size_bytes"] or 0, scans=r["scans"] or 0,
-        tuples_read=r["tuples_read"] or 0, tuples_fetched=r["tuples_fetched"] or 0,
-        blocks_hit=r["blocks_hit"] or 0, blocks_read=r["blocks_read"] or 0, valid=r["valid"], ready=r["ready"],
-        unique=r["is_unique"], primary=r["is_primary"], exclusion=r["is_exclusion"],
-        replica_identity=r["is_replident"], constraint=r["constraint_name"], constraint_type=r["constraint_type"],
-        partial=r["partial"], key_attnums=indkey[:nkey], include_attnums=indkey[nkey:],
-        partitioned=r["partitioned"], parent_oid=r["parent_oid"], last_scan=r["last_scan"],
-        being_built_by=building_pid, bloat=bloat)
+    if widths is not None:
+        data_width, has_nulls, missing, name_typed = widths
+        bloat = BloatInputs(relpages, reltuples, fillfactor, data_width, has_nulls, missing, name_typed)
+    indkey = tuple(indkey)
+    signature = tuple(zip(indkey[:nkey], indclass[:nkey], indcollation[:nkey], indoption[:nkey]))
+    # positional, in IndexRow's field order: 12,000 keyword calls cost more than the query
+    return IndexRow(oid, table_oid, schema, table, name, method, size_bytes or 0, scans or 0, tuples_read or 0,
+                    tuples_fetched or 0, blocks_hit or 0, blocks_read or 0, valid, ready, is_unique, is_primary,
+                    is_exclusion, is_replident, constraint_name, constraint_type, partial, indkey[:nkey],
+                    indkey[nkey:], signature, partitioned, parent_oid, last_scan, building_pid, bloat)
 
 
-def _table_row(r: dict, indexes: Iterable[IndexRow]) -> TableRow:
+def _table_row(r: tuple, indexes: Iterable[IndexRow]) -> TableRow:
+    (oid, schema, name, kind, _locked, parent_oid, reltuples, size_bytes, live_rows, dead_rows, seq_scans,
+     seq_tuples_read, modified_since_analyze, last_analyze, last_vacuum) = r
     # pg_stat_user_tables.idx_scan and pg_statio_user_tables.idx_blks_* are these same sums
     # over the table's indexes: add them up here instead of asking twice
     idx_scans = hit = read = size = 0
@@ -161,12 +213,11 @@ def _table_row(r: dict, indexes: Iterable[IndexRow]) -> TableRow:
         hit += x.blocks_hit
         read += x.blocks_read
         size += x.size_bytes
-    return TableRow(oid=r["oid"], schema=r["schema"], name=r["name"], kind=r["kind"], live_rows=r["live_rows"] or 0,
-                    dead_rows=r["dead_rows"] or 0, reltuples=r["reltuples"] or 0, seq_scans=r["seq_scans"] or 0,
-                    index_scans=idx_scans, seq_tuples_read=r["seq_tuples_read"] or 0,
-                    modified_since_analyze=r["modified_since_analyze"] or 0, last_analyze=r["last_analyze"],
-                    last_vacuum=r["last_vacuum"], index_blocks_hit=hit, index_blocks_read=read,
-                    size_bytes=r["size_bytes"] or 0, indexes_bytes=size, parent_oid=r["parent_oid"])
+    return TableRow(oid=oid, schema=schema, name=name, kind=kind, live_rows=live_rows or 0, dead_rows=dead_rows or 0,
+                    reltuples=reltuples or 0, seq_scans=seq_scans or 0, index_scans=idx_scans,
+                    seq_tuples_read=seq_tuples_read or 0, modified_since_analyze=modified_since_analyze or 0,
+                    last_analyze=last_analyze, last_vacuum=last_vacuum, index_blocks_hit=hit, index_blocks_read=read,
+                    size_bytes=size_bytes or 0, indexes_bytes=size, parent_oid=parent_oid)
 
 
 def read_replica(dsn: str, snap: StatsSnapshot, connect: Callable[[str], psycopg.Connection], *,

@@ -85,6 +85,13 @@ def _list_repr(dumper: yaml.SafeDumper, data: list):
 _Dumper.add_representer(list, _list_repr)
 
 
+class _FastDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter when present
+    pass
+
+
+_FastDumper.add_representer(list, _list_repr)
+
+
 def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = "public",
               managed: list[str] | None = None) -> str:
     entries = [entry(d, default_schema) for d in defs]
@@ -100,5 +107,5 @@ def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = 
 def entry_yaml(d: IndexDef, default_schema: str = "public", comment: str | None = None) -> str:
     """One spec entry as a YAML list item, ready to paste under `indexes:` (used by `health`
     for the entry a finding asks to add)."""
-    return yaml.dump([entry(d, default_schema, comment)], Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+    return yaml.dump([entry(d, default_schema, comment)], Dumper=_FastDumper, sort_keys=False, allow_unicode=True,
                      width=120, default_flow_style=False)
