@@ -3,16 +3,16 @@ ready for `spec.dump`."""
 from __future__ import annotations
 
 import fnmatch
-import re
 from pathlib import Path
 from typing import Callable, Iterable
 
 from ..core.index import IndexDef, LiveIndex
 from ..errors import ReconcilerError, SQLFragmentError
 from ..normalize import (
+    attached_partition_index,
+    create_index_statement,
     parse_create_index,
     split_statements,
-    unquote,
     volatile_functions,
 )
 from ..spec.dump import dump_spec
@@ -39,14 +39,12 @@ def defs_from_sql(path: str, warn: Callable[[str], None]) -> list[IndexDef]:
     defs = []
     skipped = 0
     attached: set[tuple[str, str]] = set()   # partition indexes: implied by their parent, as in import
-    name = r'(?:"(?:[^"]|"")*"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")*"|[\w$]+))?'
     for line, stmt in split_statements(text):
-        m = re.match(rf"\s*ALTER\s+INDEX\s+(?:IF\s+EXISTS\s+)?{name}\s+ATTACH\s+PARTITION\s+({name})\s*$", stmt, re.I)
-        if m:
-            parts = [unquote(p) for p in re.findall(r'"(?:[^"]|"")*"|[\w$]+', m.group(1))]
-            attached.add((parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0]))
+        partition_index = attached_partition_index(stmt)
+        if partition_index is not None:
+            attached.add(partition_index)
             continue
-        if not re.match(r"\s*CREATE\s+(UNIQUE\s+)?INDEX\b", stmt, re.I):
+        if not create_index_statement(stmt):
             skipped += 1
             continue
         try:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from .compare import canonical_def, canonical_options, differences, same_definition
 from .ddl import (
-                  keypart_from_element,
+                  attached_partition_index,
+                  create_index_statement,
+                  key_suffix,
                   matching_paren,
+                  method_name,
                   parse_create_index,
-                  parse_key_suffix,
-                  split_key_element,
                   split_top_level,
-                  unquote,
 )
 from .fragments import column_references, parse_fragment, volatile_functions
 from .from_spec import normalize_spec, spec_entry_to_def
@@ -35,8 +35,8 @@ from .statement import SIDE_EFFECT_FUNCTIONS, StatementInfo, classify_statement
 
 __all__ = ["LOOSE_RULES", "SIDE_EFFECT_FUNCTIONS", "STRICT_RULES", "StatementInfo", "classify_statement",
            "placeholder_count", "bare_column", "canonical", "canonical_def", "canonical_options",
-           "column_references", "differences", "keypart_from_element", "matching_paren", "normalize_spec",
-           "parse_create_index", "parse_fragment", "parse_key_suffix", "same_definition", "spec_entry_to_def",
-           "split_key_element", "split_statements", "split_top_level", "unquote", "volatile_functions"]
+           "column_references", "differences", "attached_partition_index", "create_index_statement", "key_suffix",
+           "matching_paren", "method_name", "normalize_spec", "parse_create_index", "parse_fragment",
+           "same_definition", "spec_entry_to_def", "split_statements", "split_top_level", "volatile_functions"]
 
 

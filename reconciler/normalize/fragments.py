@@ -11,7 +11,7 @@ from sqlglot.tokens import TokenType
 
 from ..errors import SQLFragmentError
 
-_DIALECT = Postgres()
+DIALECT = Postgres()
 
 # Functions PostgreSQL would refuse in an index (not IMMUTABLE). sqlglot turns some of them
 # into dedicated nodes (now() → CurrentTimestamp), the rest stay Anonymous.
@@ -48,7 +48,7 @@ def parse_fragment(text: str, what: str = "expression") -> exp.Expression:
     '"deletedAt" IS NULL'
     """
     try:
-        tokens = _DIALECT.tokenize(text)
+        tokens = DIALECT.tokenize(text)
     except TokenError as e:
         raise _fail(what, text, f"cannot be read as SQL ({e})") from None
     if not tokens:
@@ -60,7 +60,7 @@ def parse_fragment(text: str, what: str = "expression") -> exp.Expression:
         if tok.token_type == TokenType.SEMICOLON:
             raise _fail(what, text, "contains ';': a fragment must be one expression, not statements")
     try:
-        trees = _DIALECT.parser().parse(tokens, text)
+        trees = DIALECT.parser().parse(tokens, text)
     except ParseError as e:
         msg = str(e).splitlines()[0]
         raise _fail(what, text, f"is not a valid SQL expression ({msg})") from None

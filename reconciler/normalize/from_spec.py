@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..core.index import IndexDef, KeyPart
 from ..errors import SQLFragmentError
 from .compare import canonical_options
-from .ddl import _METHOD_ALIASES
+from .ddl import method_name
 from .fragments import parse_fragment, volatile_functions
 from .rules import bare_column
 
@@ -49,7 +49,7 @@ def spec_entry_to_def(entry) -> IndexDef:
         except SQLFragmentError as e:
             raise fail("where", e) from None
     return IndexDef(schema=entry.schema, table=ix.table, keys=tuple(keys), unique=ix.unique,
-                    method=_METHOD_ALIASES.get(ix.using, ix.using), include=tuple(ix.include), where=where,
+                    method=method_name(ix.using), include=tuple(ix.include), where=where,
                     nulls_not_distinct=ix.nulls_not_distinct, options=canonical_options(ix.with_),
                     tablespace=ix.tablespace if ix.tablespace not in ("pg_default",) else None, name=ix.name,
                     comment=ix.comment)

@@ -19,7 +19,7 @@ from ..core.index import IndexDef, KeyPart, LiveIndex, Partition
 from ..normalize import (
     canonical_options,
     matching_paren,
-    parse_key_suffix,
+    key_suffix,
     split_top_level,
 )
 
@@ -190,7 +190,7 @@ def index_def_from_row(r: dict) -> IndexDef:
                 suffix = el[len(text):]
             elif el.startswith("(" + text + ")"):
                 suffix = el[len(text) + 2:]
-        collation, opclass, desc, nulls_first = parse_key_suffix(suffix)
+        collation, opclass, desc, nulls_first = key_suffix(suffix)
         if is_col:
             keys.append(KeyPart(_unquote_ident(text), False, collation, opclass, desc, nulls_first))
         else:
