@@ -1,4 +1,5 @@
 """`python -m reconciler.cli`."""
 from .main import main
 
-main()
+if __name__ == "__main__":  # importing it (pytest --doctest-modules) must not run the command
+    main()
