@@ -8,11 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,33 +21,14 @@ from reconciler.run.executor import ADVISORY_KEY, Executor
 from reconciler.reconcile.planner import Timeouts
 from reconciler.spec import load_spec
 
-from support.cli import popen_cli
+from support.cli import run_cli_when
+from support.cli import run_cli as cli
+from support.ddl import indexdefs, invalid_indexes, partitioned_table, small_table
+from support.specs import one_index_spec, write_spec
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `reconciler ARGS` as a subprocess with stdin that is not a terminal."""
-    return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
-
-
-def write_spec(tmp_path: Path, text: str, name: str = "indexes.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def indexdefs(run_sql, dsn: str) -> list[tuple[str, str, str]]:
-    return [tuple(r) for r in run_sql(dsn, "SELECT tablename, indexname, indexdef FROM pg_indexes "
-                                            "WHERE schemaname = 'public' ORDER BY 1, 2")]
-
-
-def invalid_indexes(run_sql, dsn: str) -> list[str]:
-    return [r[0] for r in run_sql(dsn, "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid "
-                                       "OR NOT indisready ORDER BY 1")]
 
 
 @pytest.fixture
@@ -71,11 +48,7 @@ CREATE TABLE items (id bigint PRIMARY KEY, customer_id int, sku text, email text
 INSERT INTO items SELECT g, g % 97, 'sku-' || g, 'User' || g || '@example.com',
        (ARRAY['open', 'done', 'held'])[1 + g % 3], g * 1.5, timestamptz '2024-01-01' + g * interval '1 minute'
 FROM generate_series(1, 3000) g;
-CREATE TABLE events (id bigint, at date NOT NULL, kind text) PARTITION BY RANGE (at);
-CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
-CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-INSERT INTO events SELECT g, date '2023-01-01' + (g % 1000), 'k' || (g % 7) FROM generate_series(1, 3000) g;
+""" + partitioned_table("events", (2023, 2024, 2025), 3000, "kind text", "'k' || (g % 7)") + """
 CREATE MATERIALIZED VIEW totals AS SELECT customer_id, sum(total) AS amount FROM items GROUP BY customer_id;
 """
 
@@ -151,8 +124,8 @@ def test_apply_converges_to_hand_written_ddl(dsn, second_dsn, run_sql, tmp_path)
     again = cli("plan", "-f", spec, "--database", dsn, "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
 
-    assert indexdefs(run_sql, dsn) == indexdefs(run_sql, second_dsn)
-    assert invalid_indexes(run_sql, dsn) == []
+    assert indexdefs(dsn) == indexdefs(second_dsn)
+    assert invalid_indexes(dsn) == []
     # the partition indexes are attached to the parent, as CREATE INDEX on the parent does
     attached = run_sql(dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_kind_at_idx'::regclass")
     assert attached == [(3,)]
@@ -265,7 +238,7 @@ indexes:
 def test_unique_with_duplicates_stops_before_building(dsn, run_sql, tmp_path):
     run_sql(dsn, DUPES)
     spec = write_spec(tmp_path, UNIQUE_SPEC)
-    before = indexdefs(run_sql, dsn)
+    before = indexdefs(dsn)
 
     res = cli("apply", "-f", spec, "--database", dsn, "--auto-approve", "--format", "json")
     assert res.returncode == 1, res.stdout + res.stderr
@@ -277,8 +250,8 @@ def test_unique_with_duplicates_stops_before_building(dsn, run_sql, tmp_path):
     assert statements and statements[0].startswith("SELECT (email), count(*)")
     assert not any(s.startswith("CREATE") for s in statements)  # the build was never sent
     assert any(e["event"] == "change_failed" for e in events)
-    assert indexdefs(run_sql, dsn) == before
-    assert invalid_indexes(run_sql, dsn) == []
+    assert indexdefs(dsn) == before
+    assert invalid_indexes(dsn) == []
 
     # the executor agrees: the check ran, the build was never sent
     conn, _, plan, ex = _executor(dsn, spec, Timeouts())
@@ -301,18 +274,8 @@ def test_unique_with_duplicates_stops_before_building(dsn, run_sql, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # 5. one apply at a time
 
-SIMPLE = """
-CREATE TABLE t (id int PRIMARY KEY, a int, b text);
-INSERT INTO t SELECT g, g % 10, 'b' || g FROM generate_series(1, 2000) g;
-"""
-
-SIMPLE_SPEC = """
-version: 1
-indexes:
-  - name: t_a_idx
-    table: t
-    columns: [a]
-"""
+SIMPLE = small_table("t", 2000)
+SIMPLE_SPEC = one_index_spec("t_a_idx", "t", "a")
 
 
 def _index_exists(run_sql, dsn: str, name: str) -> bool:
@@ -335,20 +298,10 @@ def test_second_apply_refused_while_advisory_lock_held(dsn, run_sql, tmp_path):
         assert not _index_exists(run_sql, dsn, "t_a_idx")
 
         # --wait-for-lock: the holder finishes once this apply says it waits, then it goes ahead
-        proc = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", "--wait-for-lock", "10min",
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out = []
-        try:
-            for line in proc.stdout:
-                out.append(line)
-                if "another apply holds the lock" in line:
-                    break
-        finally:
-            holder.close()
-        rest, err = proc.communicate(timeout=120)
-        out = "".join(out) + rest
-        assert proc.returncode == 0, out + err
-        assert f"waiting: another apply holds the lock: pid {pid} (other-apply" in out
+        res = run_cli_when("another apply holds the lock", holder.close,
+                           "apply", "-f", spec, "--database", dsn, "--auto-approve", "--wait-for-lock", "10min")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"waiting: another apply holds the lock: pid {pid} (other-apply" in res.stdout
         assert _index_exists(run_sql, dsn, "t_a_idx")
     finally:
         holder.close()
@@ -375,7 +328,7 @@ def test_wait_for_lock_gives_up_after_its_limit(dsn, run_sql, tmp_path):
 
 
 def test_saved_plan_applies_when_world_unchanged_and_is_refused_when_stale(dsn, run_sql, tmp_path):
-    run_sql(dsn, SIMPLE + "CREATE INDEX t_b_idx ON t (b);")
+    run_sql(dsn, SIMPLE + "CREATE INDEX t_b_idx ON t (v);")
     spec = write_spec(tmp_path, SIMPLE_SPEC)
     plan_path = str(tmp_path / "p.json")
 
@@ -383,7 +336,7 @@ def test_saved_plan_applies_when_world_unchanged_and_is_refused_when_stale(dsn, 
     assert made.returncode == 0, made.stderr
 
     # behind the plan's back: a new index on a managed table
-    run_sql(dsn, "CREATE INDEX t_id_b_idx ON t (id, b)")
+    run_sql(dsn, "CREATE INDEX t_id_b_idx ON t (id, v)")
     res = cli("apply", "--plan", plan_path, "--database", dsn, "--auto-approve")
     assert res.returncode == 1, res.stdout + res.stderr
     assert "plan is stale" in res.stderr
@@ -396,7 +349,7 @@ def test_saved_plan_applies_when_world_unchanged_and_is_refused_when_stale(dsn, 
     assert not _index_exists(run_sql, dsn, "t_a_idx")
 
     # the world as it was when the plan was made: the plan applies
-    run_sql(dsn, "CREATE INDEX t_b_idx ON t (b)")
+    run_sql(dsn, "CREATE INDEX t_b_idx ON t (v)")
     res = cli("apply", "--plan", plan_path, "--database", dsn, "--auto-approve")
     assert res.returncode == 0, res.stdout + res.stderr
     assert _index_exists(run_sql, dsn, "t_a_idx")
@@ -426,11 +379,11 @@ def test_saved_plan_with_edited_sql_is_refused(dsn, run_sql, tmp_path):
 def test_apply_without_auto_approve_and_no_tty_refuses(dsn, run_sql, tmp_path):
     run_sql(dsn, SIMPLE)
     spec = write_spec(tmp_path, SIMPLE_SPEC)
-    before = indexdefs(run_sql, dsn)
+    before = indexdefs(dsn)
     res = cli("apply", "-f", spec, "--database", dsn)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "refusing to prompt" in res.stderr
-    assert indexdefs(run_sql, dsn) == before
+    assert indexdefs(dsn) == before
     # and it let go of the advisory lock
     with psycopg.connect(dsn, autocommit=True) as c:
         assert c.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()[0] is True
@@ -439,12 +392,12 @@ def test_apply_without_auto_approve_and_no_tty_refuses(dsn, run_sql, tmp_path):
 def test_dry_run_changes_nothing(dsn, run_sql, tmp_path):
     run_sql(dsn, SCHEMA + BEFORE)
     spec = write_spec(tmp_path, SPEC)
-    before = indexdefs(run_sql, dsn)
+    before = indexdefs(dsn)
     res = cli("apply", "-f", spec, "--database", dsn, "--dry-run", "--auto-approve")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "dry run: nothing executed" in res.stdout
     assert "CREATE INDEX CONCURRENTLY items_created_idx" in res.stdout  # it shows what it would do
-    assert indexdefs(run_sql, dsn) == before
+    assert indexdefs(dsn) == before
     assert cli("plan", "-f", spec, "--database", dsn, "--detailed-exitcode").returncode == 2
 
 
@@ -453,7 +406,7 @@ def test_dry_run_changes_nothing(dsn, run_sql, tmp_path):
 
 
 def test_dropping_a_used_index_needs_allow_hazard(dsn, run_sql, tmp_path):
-    run_sql(dsn, SIMPLE + "CREATE INDEX t_b_idx ON t (b); CREATE INDEX t_used_idx ON t (a, id);")
+    run_sql(dsn, SIMPLE + "CREATE INDEX t_b_idx ON t (v); CREATE INDEX t_used_idx ON t (a, id);")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("SET enable_seqscan = off")
         c.execute("SET enable_bitmapscan = off")
@@ -469,7 +422,7 @@ manage: {prune: true}
 indexes:
   - name: t_b_idx
     table: t
-    columns: [b]
+    columns: [v]
 """)
     res = cli("apply", "-f", spec, "--database", dsn, "--auto-approve")
     assert res.returncode == 1, res.stdout + res.stderr

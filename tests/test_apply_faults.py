@@ -4,11 +4,9 @@ that cannot finish, and SIGKILL at random points. No mocks.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,24 +22,10 @@ from reconciler.run.executor import Executor
 from reconciler.reconcile.planner import Timeouts
 from reconciler.spec import load_spec
 
-from support.cli import popen_cli
-
-RECONCILER = [sys.executable, "-m", "reconciler.cli"]
-
-
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*RECONCILER, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout)
-
-
-def invalid_indexes(run_sql, dsn: str) -> list[str]:
-    return [r[0] for r in run_sql(dsn, "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid "
-                                       "OR NOT indisready ORDER BY 1")]
-
-
-def index_names(run_sql, dsn: str, table: str) -> list[str]:
-    return [r[0] for r in run_sql(dsn, f"SELECT indexname FROM pg_indexes WHERE tablename = '{table}' ORDER BY 1")]
-
+from support.cli import popen_cli, run_cli_when
+from support.cli import run_cli as cli
+from support.ddl import index_names, invalid_indexes, partitioned_table, small_table
+from support.specs import one_index_spec
 
 class LatencyProbe(threading.Thread):
     """Runs one statement again and again on its own connection; records how long each took."""
@@ -76,18 +60,8 @@ class LatencyProbe(threading.Thread):
 # ---------------------------------------------------------------------------------------------
 # 4. lock contention
 
-TABLE = """
-CREATE TABLE t (id int PRIMARY KEY, a int, v text);
-INSERT INTO t SELECT g, g % 10, 'v' || g FROM generate_series(1, 5000) g;
-"""
-
-SPEC = """
-version: 1
-indexes:
-  - name: t_v_idx
-    table: t
-    columns: [v]
-"""
+TABLE = small_table("t", 5000)
+SPEC = one_index_spec("t_v_idx", "t", "v")
 
 
 @pytest.fixture
@@ -112,8 +86,8 @@ def test_access_exclusive_holder_makes_apply_fail_cleanly_in_bounded_time(dsn, r
     finally:
         holder.rollback()
         holder.close()
-    assert invalid_indexes(run_sql, dsn) == []
-    assert index_names(run_sql, dsn, "t") == ["t_pkey"]
+    assert invalid_indexes(dsn) == []
+    assert index_names(dsn, "t") == ["t_pkey"]
 
 
 def test_apply_succeeds_with_retries_once_the_lock_is_released(dsn, run_sql, spec_file):
@@ -123,24 +97,14 @@ def test_apply_succeeds_with_retries_once_the_lock_is_released(dsn, run_sql, spe
         holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
         # up to 8 retries (~50 s of backoff): the lock is released once apply has retried, however
         # slowly it started on a busy machine
-        proc = popen_cli("apply", "-f", spec_file, "--database", dsn, "--auto-approve", "--lock-timeout", "200ms",
-                         "--retries", "8", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out = []
-        try:
-            for line in proc.stdout:
-                out.append(line)
-                if "retry in" in line:
-                    break
-        finally:
-            holder.rollback()
-        rest, err = proc.communicate(timeout=120)
-        out = "".join(out) + rest
+        res = run_cli_when("retry in", holder.rollback, "apply", "-f", spec_file, "--database", dsn,
+                           "--auto-approve", "--lock-timeout", "200ms", "--retries", "8")
     finally:
         holder.close()
-    assert proc.returncode == 0, out + err
-    assert "retry in" in out  # it did meet the lock, and retried
-    assert invalid_indexes(run_sql, dsn) == []
-    assert index_names(run_sql, dsn, "t") == ["t_pkey", "t_v_idx"]
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "retry in" in res.stdout  # it did meet the lock, and retried
+    assert invalid_indexes(dsn) == []
+    assert index_names(dsn, "t") == ["t_pkey", "t_v_idx"]
 
 
 def test_build_retries_behind_a_conflicting_lock_without_queueing_reads_and_writes(dsn, run_sql, spec_file):
@@ -174,15 +138,11 @@ def test_build_retries_behind_a_conflicting_lock_without_queueing_reads_and_writ
     assert len(builds) >= 2, ex.sent  # the first try timed out on the lock
     assert any(isinstance(e, ev.Retry) for e in events)
     assert worst_read < 0.5 and worst_write < 0.5, (worst_read, worst_write)  # below the lock timeout
-    assert invalid_indexes(run_sql, dsn) == []
+    assert invalid_indexes(dsn) == []
     assert run_sql(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_idx'::regclass") == [(True,)]
 
 
-PARTITIONED = """
-CREATE TABLE p (id int, at date NOT NULL, v text) PARTITION BY RANGE (at);
-CREATE TABLE p_2024 PARTITION OF p FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-CREATE TABLE p_2025 PARTITION OF p FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-INSERT INTO p SELECT g, date '2024-01-01' + g % 700, 'v' || g FROM generate_series(1, 3000) g;
+PARTITIONED = partitioned_table("p") + """
 CREATE INDEX p_v_idx ON p (v);
 CREATE INDEX p_at_idx ON p (at);
 """
@@ -196,7 +156,7 @@ def test_waiting_access_exclusive_request_queues_others_no_longer_than_the_lock_
     spec = tmp_path / "indexes.yaml"
     spec.write_text("version: 1\nmanage: {prune: true}\nindexes:\n"
                     "  - {name: p_at_idx, table: p, columns: [at]}\n")
-    before = index_names(run_sql, dsn, "p")
+    before = index_names(dsn, "p")
     reader = psycopg.connect(dsn)  # a report query in an open transaction
     probe = LatencyProbe(dsn, "SELECT count(*) FROM p WHERE v = 'v7'")
     try:
@@ -218,8 +178,8 @@ def test_waiting_access_exclusive_request_queues_others_no_longer_than_the_lock_
     assert elapsed < 20
     # the probe did queue behind the DROP (proof that the scenario bites), but never beyond its lock timeout
     assert 0.3 * 0.8 <= worst < 0.3 + 0.5, worst
-    assert index_names(run_sql, dsn, "p") == before
-    assert invalid_indexes(run_sql, dsn) == []
+    assert index_names(dsn, "p") == before
+    assert invalid_indexes(dsn) == []
 
 
 def test_build_failing_on_an_old_snapshot_is_bounded_and_the_next_apply_finishes(dsn, run_sql, spec_file):
@@ -255,8 +215,8 @@ def test_build_failing_on_an_old_snapshot_is_bounded_and_the_next_apply_finishes
         conn.close()
     res = cli("apply", "-f", spec_file, "--database", dsn, "--auto-approve")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert invalid_indexes(run_sql, dsn) == []
-    assert index_names(run_sql, dsn, "t") == ["t_pkey", "t_v_idx"]
+    assert invalid_indexes(dsn) == []
+    assert index_names(dsn, "t") == ["t_pkey", "t_v_idx"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,16 +290,14 @@ def test_sigkill_at_random_points_then_apply_again_converges(dsn, run_sql, tmp_p
     spec = tmp_path / "indexes.yaml"
     spec.write_text(BIG_SPEC)
     rng = random.Random(KILL_SEED + pg_major)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     seen: list[tuple[float, str]] = []
     mid_run = 0
     for round_no in range(MAX_ROUNDS):
         if mid_run >= MIN_MID_RUN_KILLS:
             break
         delay = rng.uniform(0.05, 2.0)
-        proc = subprocess.Popen([*RECONCILER, "apply", "-f", str(spec), "--database", dsn, "--auto-approve",
-                                 "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, env=env)
+        proc = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", "--format", "json",
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         # the delay counts from the first event (apply has planned and starts its first change), not
         # from the spawn: on a busy machine starting Python alone can take longer than the delay
         first = proc.stdout.readline()
@@ -354,7 +312,7 @@ def test_sigkill_at_random_points_then_apply_again_converges(dsn, run_sql, tmp_p
         where = "finished before the kill" if finished_first else _where_killed(out)
         if session:
             where += " (+ its sessions)"
-        left = invalid_indexes(run_sql, dsn)
+        left = invalid_indexes(dsn)
         seen.append((round(delay, 2), where, f"not VALID right after the kill: {left}" if left else ""))
         if where.startswith("during"):
             mid_run += 1
@@ -367,8 +325,8 @@ def test_sigkill_at_random_points_then_apply_again_converges(dsn, run_sql, tmp_p
         assert res.returncode == 0, f"{context}\n{res.stdout}\n{res.stderr}"
         check = cli("plan", "-f", str(spec), "--database", dsn, "--detailed-exitcode")
         assert check.returncode == 0, f"{context}\n{check.stdout}\n{check.stderr}"
-        assert invalid_indexes(run_sql, dsn) == [], context
-        assert index_names(run_sql, dsn, "big") == ["big_a_idx", "big_b_idx", "big_c_idx", "big_email_key_idx"], \
+        assert invalid_indexes(dsn) == [], context
+        assert index_names(dsn, "big") == ["big_a_idx", "big_b_idx", "big_c_idx", "big_email_key_idx"], \
             context
         assert run_sql(dsn, "SELECT count(*) FROM big") == [(BIG_ROWS,)], context
         _reset_big(dsn, run_sql)
@@ -418,9 +376,8 @@ def test_sigkill_at_each_step_of_a_replace_then_apply_again_converges(dsn, run_s
     spec = tmp_path / "indexes.yaml"
     spec.write_text(BIG_SPEC)
     rng = random.Random(f"{KILL_SEED}-{pg_major}-{step}-{session}")
-    proc = subprocess.Popen([*RECONCILER, "apply", "-f", str(spec), "--database", dsn, "--auto-approve",
-                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", "--format", "json",
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     watchdog = threading.Timer(60, proc.kill)
     watchdog.start()
     seen = []
@@ -445,7 +402,7 @@ def test_sigkill_at_each_step_of_a_replace_then_apply_again_converges(dsn, run_s
     if session and step.startswith("CREATE"):
         # the fault did what it should: a build cut short leaves an INVALID index
         deadline = time.monotonic() + 10
-        while not invalid_indexes(run_sql, dsn):
+        while not invalid_indexes(dsn):
             assert time.monotonic() < deadline, "the cancelled build left no INVALID index"
             time.sleep(0.1)
 
@@ -453,8 +410,8 @@ def test_sigkill_at_each_step_of_a_replace_then_apply_again_converges(dsn, run_s
     assert res.returncode == 0, res.stdout + res.stderr
     check = cli("plan", "-f", str(spec), "--database", dsn, "--detailed-exitcode")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert invalid_indexes(run_sql, dsn) == []
-    assert index_names(run_sql, dsn, "big") == ["big_a_idx", "big_b_idx", "big_c_idx", "big_email_key_idx"]
+    assert invalid_indexes(dsn) == []
+    assert index_names(dsn, "big") == ["big_a_idx", "big_b_idx", "big_c_idx", "big_email_key_idx"]
     assert run_sql(dsn, "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'big_b_idx'::regclass"
                    ) == [("(a > 50)",)]
     assert run_sql(dsn, "SELECT count(*) FROM big") == [(BIG_ROWS,)]
@@ -518,8 +475,8 @@ def test_apply_waits_for_a_build_another_session_is_running(dsn, run_sql, tmp_pa
     else:
         assert errors and "canceling statement" in str(errors[0])
         assert "REINDEX INDEX CONCURRENTLY public.s_slow_idx" in res.stdout  # the INVALID leftover, rebuilt
-    assert invalid_indexes(run_sql, dsn) == []
-    assert index_names(run_sql, dsn, "s") == ["s_slow_idx"]
+    assert invalid_indexes(dsn) == []
+    assert index_names(dsn, "s") == ["s_slow_idx"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,8 +496,8 @@ def test_ctrl_c_cancels_the_build_removes_the_leftover_and_exits_1(dsn, run_sql,
     spec = tmp_path / "indexes.yaml"
     spec.write_text("version: 1\nindexes:\n"
                     "  - {name: slow_t_key_idx, table: slow_t, columns: [{expression: slow_key(id)}]}\n")
-    p = subprocess.Popen([*RECONCILER, "apply", "-f", str(spec), "--database", dsn, "--auto-approve"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    p = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
     # wait until the build is really running on the server, then press Ctrl-C
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -558,8 +515,8 @@ def test_ctrl_c_cancels_the_build_removes_the_leftover_and_exits_1(dsn, run_sql,
     # the statement was cancelled on the server and its INVALID leftover removed
     assert not run_sql(dsn, "SELECT 1 FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%' "
                             "AND pid <> pg_backend_pid()")
-    assert invalid_indexes(run_sql, dsn) == []
-    assert index_names(run_sql, dsn, "slow_t") == []
+    assert invalid_indexes(dsn) == []
+    assert index_names(dsn, "slow_t") == []
     # and the next apply finishes the job
     assert cli("apply", "-f", str(spec), "--database", dsn, "--auto-approve", timeout=120).returncode == 0
-    assert index_names(run_sql, dsn, "slow_t") == ["slow_t_key_idx"]
+    assert index_names(dsn, "slow_t") == ["slow_t_key_idx"]

@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 from reconciler.cli import cli
 
+from support.cli import assert_one_error
+from support.cli import run_cli as reconciler
+from support.specs import MINIMAL, write_spec
+
 SECRET = "s3cretpw"
 CLOSED_PORT_DSN = f"postgresql://u:{SECRET}@127.0.0.1:1/db"
 
 
-def reconciler(*args: str, cwd=None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL", "RECONCILER_DEBUG"))}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120, stdin=subprocess.DEVNULL)
-
-
-def assert_one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit 1; stderr is one error line and at most one `hint:` line; no traceback."""
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert 1 <= len(lines) <= 2, r.stderr
-    if len(lines) == 2:
-        assert lines[1].startswith("hint: "), r.stderr
-    assert "Traceback" not in r.stderr + r.stdout
-    for n in needles:
-        assert n in lines[0], (n, r.stderr)
-    return lines[0]
-
-
 def write(path, text: str):
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return str(path)
-
-
-GOOD = """
-    version: 1
-    indexes:
-      - name: orders_customer_idx
-        table: orders
-        columns: [customer_id]
-"""
+    """The spec without its leading newline: line numbers in the messages count from its first key."""
+    return write_spec(path.parent, text.lstrip("\n"), path.name)
 
 BAD_SPECS = [
     ("yaml-syntax", """
@@ -127,7 +98,7 @@ def test_plan_refuses_a_bad_spec_before_connecting(tmp_path, text, line, needle)
 
 
 def test_validate_good_spec_offline(tmp_path):
-    f = write(tmp_path / "indexes.yaml", GOOD)
+    f = write(tmp_path / "indexes.yaml", MINIMAL)
     r = reconciler("validate", "-f", f)
     assert (r.returncode, r.stderr) == (0, "")
     assert r.stdout == "1 index(es) in 1 file(s): valid.\n"
@@ -153,7 +124,7 @@ def test_default_spec_file_missing(tmp_path):
                  id="bad-duration"),
 ])
 def test_usage_errors_exit_1(tmp_path, args, needle):
-    write(tmp_path / "indexes.yaml", GOOD)
+    write(tmp_path / "indexes.yaml", MINIMAL)
     first = assert_one_error(reconciler(*args, cwd=tmp_path))
     assert needle in first, first
 
@@ -168,15 +139,15 @@ def test_usage_errors_exit_1(tmp_path, args, needle):
     pytest.param(["import", "--database", CLOSED_PORT_DSN], id="import"),
 ])
 def test_unreachable_database_one_line_no_password(tmp_path, args):
-    write(tmp_path / "indexes.yaml", GOOD)
+    write(tmp_path / "indexes.yaml", MINIMAL)
     r = reconciler(*args, cwd=tmp_path)
     assert_one_error(r)
     assert SECRET not in r.stdout + r.stderr
 
 
 def test_password_from_database_url_is_not_printed(tmp_path):
-    write(tmp_path / "indexes.yaml", GOOD)
-    r = reconciler("plan", cwd=tmp_path, env_extra={"DATABASE_URL": CLOSED_PORT_DSN})
+    write(tmp_path / "indexes.yaml", MINIMAL)
+    r = reconciler("plan", cwd=tmp_path, env={"DATABASE_URL": CLOSED_PORT_DSN})
     assert_one_error(r, "cannot connect")
     assert SECRET not in r.stdout + r.stderr
 

@@ -7,19 +7,11 @@ import pytest
 
 from reconciler.reconcile.diff import diff_indexes
 from reconciler.reconcile.naming import is_leftover, leftover_of, temp_name
-from reconciler.core.index import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
+from reconciler.core.index import KeyPart, Partition, TableFacts
 from reconciler.normalize import differences, same_definition
 
-_oids = iter(range(16384, 10**9))
+from support.build import idx, live
 
-
-def idx(name: str, *cols: str, table: str = "orders", schema: str = "public", **kw) -> IndexDef:
-    keys = tuple(KeyPart(c) if not isinstance(c, KeyPart) else c for c in cols)
-    return IndexDef(schema=schema, table=table, keys=keys, name=name, **kw)
-
-
-def live(d: IndexDef, **kw) -> LiveIndex:
-    return LiveIndex(definition=d, oid=kw.pop("oid", next(_oids)), **kw)
 
 
 def run(desired, live_indexes, **kw):

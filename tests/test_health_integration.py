@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-RECONCILER = [sys.executable, "-m", "reconciler.cli"]
+from support.cli import run_cli
 
 SPEC = """\
 version: 1
@@ -115,11 +114,10 @@ EXPECTED_AGED = {("unused", "orders_status_idx"), ("duplicate", "orders_customer
 _NO_SPEC_DIR = tempfile.mkdtemp(prefix="reconciler-health-cwd-")
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 120):
     # Run where there is no ./indexes.yaml: the repository root has one (the JustoAI spec),
     # and `health --all` without -f reads ./indexes.yaml when there is one.
-    return subprocess.run([*RECONCILER, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout, cwd=_NO_SPEC_DIR)
+    return run_cli(*args, timeout=timeout, cwd=_NO_SPEC_DIR)
 
 
 def wait_until(fn, what: str, timeout: float = 60.0, every: float = 0.2):

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +22,8 @@ import pytest
 import yaml
 
 from reconciler.normalize import split_statements
+
+from support.cli import run_cli as reconciler
 from reconciler.spec import load_spec_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,17 +81,6 @@ CREATE INDEX "uploadBatchRow_open" ON "uploadBatchRow" ("batchId") WHERE status 
 """
 
 
-def reconciler(*args: str, check_exit: int | None = None, timeout: int = 300,
-               env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the command as a user would; with check_exit, assert the exit code (showing output)."""
-    r = subprocess.run([sys.executable, "-m", "reconciler.cli", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, env={**os.environ, "NO_COLOR": "1", **(env or {})})
-    if check_exit is not None:
-        assert r.returncode == check_exit, f"reconciler {' '.join(map(str, args))} exited {r.returncode}\n" \
-                                           f"stdout:\n{r.stdout[-4000:]}\nstderr:\n{r.stderr[-4000:]}"
-    return r
-
-
 def load_justo(dsn: str, run_sql, *, indexes: bool = True, variety: bool = False) -> None:
     run_sql(dsn, (JUSTO / "schema.sql").read_text())
     if indexes:
@@ -127,14 +116,14 @@ def assert_plan_json_shape(doc: dict) -> None:
 def test_hand_made_indexes_match_the_example_spec(dsn, run_sql):
     """The example spec against the same indexes made by hand: in sync."""
     load_justo(dsn, run_sql)
-    r = reconciler("plan", "-f", JUSTO_SPEC, "--database", dsn, "--detailed-exitcode", check_exit=0)
+    r = reconciler("plan", "-f", JUSTO_SPEC, "--database", dsn, "--detailed-exitcode", check=0)
     assert "No changes" in r.stdout
     r = reconciler("plan", "-f", JUSTO_SPEC, "--database", dsn, "--format", "json",
-                   "--detailed-exitcode", check_exit=0)
+                   "--detailed-exitcode", check=0)
     doc = json.loads(r.stdout)
     assert_plan_json_shape(doc)
     assert doc["changes"] == [] and doc["drift"] == []
-    r = reconciler("drift", "-f", JUSTO_SPEC, "--database", dsn, "--format", "json", check_exit=0)
+    r = reconciler("drift", "-f", JUSTO_SPEC, "--database", dsn, "--format", "json", check=0)
     assert json.loads(r.stdout) == {"format_version": 1, "in_sync": True, "drift": []}
 
 
@@ -142,7 +131,7 @@ def test_import_then_plan_is_in_sync(dsn, run_sql, tmp_path):
     load_justo(dsn, run_sql, variety=True)
     before = index_names(dsn)
     out = tmp_path / "imported.yaml"
-    r = reconciler("import", "--database", dsn, "-o", out, check_exit=0)
+    r = reconciler("import", "--database", dsn, "-o", out, check=0)
     assert r.stdout == ""
     assert "Wrote 39 index(es)" in r.stderr
 
@@ -165,18 +154,18 @@ def test_import_then_plan_is_in_sync(dsn, run_sql, tmp_path):
     assert by_name["workspaceMembers_role_hash"].using == "hash"
     assert by_name["globalLog_metadata_gin"].key_columns[0].opclass == "jsonb_path_ops"
 
-    r = reconciler("plan", "-f", out, "--database", dsn, "--detailed-exitcode", check_exit=0)
+    r = reconciler("plan", "-f", out, "--database", dsn, "--detailed-exitcode", check=0)
     assert "No changes" in r.stdout and "warning" not in r.stdout
-    r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode", check_exit=0)
+    r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode", check=0)
     doc = json.loads(r.stdout)
     assert_plan_json_shape(doc)
     assert doc["changes"] == [] and doc["drift"] == [] and doc["warnings"] == []
-    reconciler("drift", "-f", out, "--database", dsn, check_exit=0)
-    reconciler("validate", "-f", out, "--database", dsn, check_exit=0)
+    reconciler("drift", "-f", out, "--database", dsn, check=0)
+    reconciler("validate", "-f", out, "--database", dsn, check=0)
 
     # the same import twice writes the same file
     again = tmp_path / "again.yaml"
-    reconciler("import", "--database", dsn, "-o", again, check_exit=0)
+    reconciler("import", "--database", dsn, "-o", again, check=0)
     assert again.read_text() == text
     assert index_names(dsn) == before, "import / plan / drift / validate changed the indexes"
 
@@ -185,7 +174,7 @@ def test_import_then_edit_plans_exactly_the_edit(dsn, run_sql, tmp_path):
     """The imported spec is a working spec: one edited entry, one removed under prune."""
     load_justo(dsn, run_sql, variety=True)
     out = tmp_path / "imported.yaml"
-    reconciler("import", "--database", dsn, "-o", out, check_exit=0)
+    reconciler("import", "--database", dsn, "-o", out, check=0)
     doc = yaml.safe_load(out.read_text())
     doc["manage"]["prune"] = True
     entries = {e["name"]: e for e in doc["indexes"]}
@@ -193,7 +182,7 @@ def test_import_then_edit_plans_exactly_the_edit(dsn, run_sql, tmp_path):
     doc["indexes"] = [e for e in doc["indexes"] if e["name"] != "workspaceMembers_role_hash"]
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
 
-    r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode", check_exit=2)
+    r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode", check=2)
     plan = json.loads(r.stdout)
     assert_plan_json_shape(plan)
     got = sorted((c["action"], c["index"]) for c in plan["changes"])
@@ -202,7 +191,7 @@ def test_import_then_edit_plans_exactly_the_edit(dsn, run_sql, tmp_path):
     assert len(replace["reasons"]) == 1 and "predicate" in replace["reasons"][0]
     assert any("CREATE INDEX CONCURRENTLY idx_webhook_delivery_retry" in s for s in replace["sql"])
 
-    r = reconciler("drift", "-f", out, "--database", dsn, "--format", "json", check_exit=2)
+    r = reconciler("drift", "-f", out, "--database", dsn, "--format", "json", check=2)
     drift = json.loads(r.stdout)
     assert drift["format_version"] == 1 and drift["in_sync"] is False
     assert sorted((d["kind"], d["index"]) for d in drift["drift"]) == [
@@ -214,11 +203,11 @@ def test_import_then_edit_plans_exactly_the_edit(dsn, run_sql, tmp_path):
 def test_import_limited_to_tables(dsn, run_sql, tmp_path):
     load_justo(dsn, run_sql)
     out = tmp_path / "webhooks.yaml"
-    reconciler("import", "--database", dsn, "--table", "webhook*", "-o", out, check_exit=0)
+    reconciler("import", "--database", dsn, "--table", "webhook*", "-o", out, check=0)
     doc = yaml.safe_load(out.read_text())
     assert {e["table"] for e in doc["indexes"]} == {"webhookDelivery"}
     assert len(doc["indexes"]) == 4
-    reconciler("plan", "-f", out, "--database", dsn, "--detailed-exitcode", check_exit=0)
+    reconciler("plan", "-f", out, "--database", dsn, "--detailed-exitcode", check=0)
 
 
 def test_import_partitioned_tables_and_materialized_views(dsn, run_sql, tmp_path):
@@ -241,20 +230,20 @@ def test_import_partitioned_tables_and_materialized_views(dsn, run_sql, tmp_path
         CREATE UNIQUE INDEX daily_day ON "Audit".daily (day);
         """)
     out = tmp_path / "audit.yaml"
-    reconciler("import", "--database", dsn, "--schema", "Audit", "-o", out, check_exit=0)
+    reconciler("import", "--database", dsn, "--schema", "Audit", "-o", out, check=0)
     doc = yaml.safe_load(out.read_text())
     got = sorted((e.get("schema"), e["table"], e["name"]) for e in doc["indexes"])
     assert got == [("Audit", "daily", "daily_day"), ("Audit", "logEntry", "logEntry_body"),
                    ("Audit", "logEntry", "logEntry_who_at"), ("Audit", "logEntry_2025", "logEntry_2025_id")]
     doc["manage"]["prune"] = True
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
-    r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode", check_exit=0)
+    r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode", check=0)
     assert json.loads(r.stdout)["changes"] == []
-    reconciler("drift", "-f", out, "--database", dsn, check_exit=0)
+    reconciler("drift", "-f", out, "--database", dsn, check=0)
 
 
 def test_import_from_sql_literal_warns_about_current_date(tmp_path):
-    r = reconciler("import", "--from-sql", JUSTO / "literal.sql", check_exit=0)
+    r = reconciler("import", "--from-sql", JUSTO / "literal.sql", check=0)
     doc = yaml.safe_load(r.stdout)
     load_spec_text(r.stdout)
     assert [e["name"] for e in doc["indexes"]] == [
@@ -271,7 +260,7 @@ def test_import_from_sql_literal_warns_about_current_date(tmp_path):
         "idx_report_execution_workspace_date" in warnings[0] and "IMMUTABLE" in warnings[0]
 
     out = tmp_path / "literal.yaml"
-    r = reconciler("import", "--from-sql", JUSTO / "literal.sql", "-o", out, check_exit=0)
+    r = reconciler("import", "--from-sql", JUSTO / "literal.sql", "-o", out, check=0)
     assert "Wrote 8 index(es)" in r.stderr and "CURRENT_DATE" in r.stderr
     assert yaml.safe_load(out.read_text()) == doc
 
@@ -297,10 +286,10 @@ def test_import_from_sql_dump_with_partitions(dsn, run_sql, tmp_path):
     for _, stmt in split_statements(dump.read_text()):
         run_sql(dsn, stmt)
     out = tmp_path / "spec.yaml"
-    reconciler("import", "--from-sql", dump, "-o", out, check_exit=0)
+    reconciler("import", "--from-sql", dump, "-o", out, check=0)
     names = [e["name"] for e in yaml.safe_load(out.read_text())["indexes"]]
     assert names == ["index_notes_on_authorId", "epic_notes_id_idx"]
-    reconciler("plan", "-f", out, "--database", dsn, "--detailed-exitcode", check_exit=0)
+    reconciler("plan", "-f", out, "--database", dsn, "--detailed-exitcode", check=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,11 +300,11 @@ def test_import_from_sql_dump_with_partitions(dsn, run_sql, tmp_path):
 def test_schema_sql_plan_validate_drift_against_bare_schema(tmp_path):
     """Each command starts its own throwaway server (a few seconds each): four calls."""
     spec, schema = JUSTO_SPEC, JUSTO / "schema.sql"
-    r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--detailed-exitcode", check_exit=2)
+    r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--detailed-exitcode", check=2)
     assert "Plan: 30 to create, 0 to replace, 0 to rename, 0 to rebuild, 0 to drop." in r.stdout
 
     # without --detailed-exitcode: 0 even with changes
-    r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--format", "json", check_exit=0)
+    r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--format", "json", check=0)
     doc = json.loads(r.stdout)
     assert_plan_json_shape(doc)
     assert len(doc["changes"]) == 30 and {c["action"] for c in doc["changes"]} == {"create"}
@@ -325,10 +314,10 @@ def test_schema_sql_plan_validate_drift_against_bare_schema(tmp_path):
     assert c["sql"][0].startswith('CREATE INDEX CONCURRENTLY idx_batch_upload_workspace_status ON public."processBatchUpload"')
     assert any(h["code"] == "INDEX_BUILD" for h in c["hazards"])
 
-    r = reconciler("validate", "-f", spec, "--schema-sql", schema, check_exit=0)
+    r = reconciler("validate", "-f", spec, "--schema-sql", schema, check=0)
     assert "30 index(es) and 4 queries in 1 file(s): valid" in r.stdout
 
-    r = reconciler("drift", "-f", spec, "--schema-sql", schema, "--format", "json", check_exit=2)
+    r = reconciler("drift", "-f", spec, "--schema-sql", schema, "--format", "json", check=2)
     drift = json.loads(r.stdout)
     assert drift["format_version"] == 1 and drift["in_sync"] is False and len(drift["drift"]) == 30
     assert {d["kind"] for d in drift["drift"]} == {"missing"}
@@ -362,17 +351,17 @@ def test_schema_sql_in_sync_and_no_server_left_running(tmp_path, request):
     schema.write_text((JUSTO / "schema.sql").read_text() + JUSTO_INDEXES_SQL)
     spec = JUSTO_SPEC
     r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--detailed-exitcode", "--format", "json",
-                   check_exit=0, env=env)
+                   check=0, env=env)
     doc = json.loads(r.stdout)
     assert doc["format_version"] == 1 and doc["changes"] == []
     assert '"changes": []' in r.stdout
-    r = reconciler("drift", "-f", spec, "--schema-sql", schema, check_exit=0, env=env)
+    r = reconciler("drift", "-f", spec, "--schema-sql", schema, check=0, env=env)
     assert "No drift" in r.stdout
 
     bad = tmp_path / "bad.sql"
     bad.write_text("CREATE TABLE a (id int);\n\nCREATE TABLE b (id nosuchtype);\n")
     (tmp_path / "indexes.yaml").write_text("version: 1\nindexes: [{name: a_id, table: a, columns: [id]}]\n")
-    r = reconciler("plan", "-f", tmp_path / "indexes.yaml", "--schema-sql", bad, check_exit=1, env=env)
+    r = reconciler("plan", "-f", tmp_path / "indexes.yaml", "--schema-sql", bad, check=1, env=env)
     assert r.stdout == ""
     assert f"{bad}:3:" in r.stderr and "nosuchtype" in r.stderr and "Traceback" not in r.stderr
 
@@ -408,7 +397,7 @@ def test_corpus_bike_index_import_then_plan_no_change(dsn, tmp_path):
     assert n_indexes >= 300, f"the schema did not load: {failed[:5]}"
 
     out = tmp_path / "bike_index.yaml"
-    r = reconciler("import", "--database", dsn, "-o", out, check_exit=0)
+    r = reconciler("import", "--database", dsn, "-o", out, check=0)
     imported = len(yaml.safe_load(out.read_text())["indexes"])
     assert f"Wrote {imported} index(es)" in r.stderr and imported >= 200
     r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", "--detailed-exitcode")
@@ -419,7 +408,7 @@ def test_corpus_bike_index_import_then_plan_no_change(dsn, tmp_path):
 
     # the dump's own CREATE INDEX statements, imported without a database, agree as well
     from_sql = tmp_path / "from_sql.yaml"
-    reconciler("import", "--from-sql", structure, "-o", from_sql, check_exit=0)
+    reconciler("import", "--from-sql", structure, "-o", from_sql, check=0)
     assert len(yaml.safe_load(from_sql.read_text())["indexes"]) == imported
     r = reconciler("plan", "-f", from_sql, "--database", dsn, "--format", "json", "--detailed-exitcode")
     doc = json.loads(r.stdout)

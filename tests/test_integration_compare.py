@@ -21,6 +21,10 @@ import yaml
 from reconciler.app.engine import make_plan
 from reconciler.spec import load_spec
 
+from support.cli import run_cli
+from support.ddl import partitioned_table
+from support.specs import write_spec as write_spec_file
+
 TABLE_DDL = """
 CREATE TYPE "Status" AS ENUM ('ACTIVE', 'PENDING', 'CLOSED');
 CREATE TABLE "userAccount" (
@@ -49,9 +53,8 @@ ANALYZE "userAccount";
 
 def write_spec(tmp_path: Path, doc: dict | str, name: str = "indexes.yaml"):
     """Write a spec (YAML text as a person writes it, or a dict) and load it like the CLI does."""
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(doc) if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False))
-    return load_spec([path])
+    text = doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False)
+    return load_spec([write_spec_file(tmp_path, text, name)])
 
 
 def plan_for(dsn: str, spec, **kw):
@@ -439,10 +442,7 @@ def test_what_the_server_refuses_is_an_error_naming_the_entry(dsn, run_sql, tmp_
 # Renames, INVALID, constraints, prune, ignore
 
 
-def test_same_definition_other_name_is_one_rename(dsn, run_sql, tmp_path):
-    run_sql(dsn, TABLE_DDL)
-    run_sql(dsn, """CREATE INDEX "userAccount_old_idx" ON "userAccount" (lower(email)) WHERE status IN ('ACTIVE', 'PENDING')""")
-    spec = write_spec(tmp_path, """
+EMAIL_ACTIVE_SPEC = """
         version: 1
         manage: {prune: true}
         indexes:
@@ -450,7 +450,13 @@ def test_same_definition_other_name_is_one_rename(dsn, run_sql, tmp_path):
             table: userAccount
             columns: [{expression: lower(email)}]
             where: "status IN ('ACTIVE', 'PENDING')"
-        """)
+        """
+
+
+def test_same_definition_other_name_is_one_rename(dsn, run_sql, tmp_path):
+    run_sql(dsn, TABLE_DDL)
+    run_sql(dsn, """CREATE INDEX "userAccount_old_idx" ON "userAccount" (lower(email)) WHERE status IN ('ACTIVE', 'PENDING')""")
+    spec = write_spec(tmp_path, EMAIL_ACTIVE_SPEC)
     plan, _ = plan_for(dsn, spec)
     got = changes(plan)
     assert [(c.action, c.index, c.old_name) for c in got] == [
@@ -463,15 +469,7 @@ def test_rename_not_taken_when_definition_differs(dsn, run_sql, tmp_path):
     """The other name holds a different definition: create the new, drop the old (prune)."""
     run_sql(dsn, TABLE_DDL)
     run_sql(dsn, """CREATE INDEX "userAccount_old_idx" ON "userAccount" (lower(email)) WHERE status = 'ACTIVE'""")
-    spec = write_spec(tmp_path, """
-        version: 1
-        manage: {prune: true}
-        indexes:
-          - name: userAccount_email_active_idx
-            table: userAccount
-            columns: [{expression: lower(email)}]
-            where: "status IN ('ACTIVE', 'PENDING')"
-        """)
+    spec = write_spec(tmp_path, EMAIL_ACTIVE_SPEC)
     plan, _ = plan_for(dsn, spec)
     assert sorted((c.action, c.index) for c in changes(plan)) == [
         ("create", "userAccount_email_active_idx"), ("drop", "userAccount_old_idx")], summary(plan)
@@ -683,11 +681,7 @@ def test_partitioned_parent_index_children_implied(dsn, run_sql, tmp_path):
     assert "order of" in got[0][3][0]
 
 
-ADOPTION_DDL = """
-CREATE TABLE accounts (id bigint NOT NULL, email varchar(200), at date NOT NULL) PARTITION BY RANGE (at);
-CREATE TABLE accounts_2024 PARTITION OF accounts FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-CREATE TABLE accounts_2025 PARTITION OF accounts FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-INSERT INTO accounts SELECT g, 'User' || g || '@x', date '2024-01-01' + g % 700 FROM generate_series(1, 400) g;
+ADOPTION_DDL = partitioned_table("accounts", rows=400, value="email varchar(200)", value_sql="'User' || g || '@x'") + """
 -- made by hand on one partition; PostgreSQL prints it as lower((email)::text): text rules are unsure
 CREATE INDEX accounts_2024_lower_idx ON accounts_2024 (lower(email));
 """
@@ -709,7 +703,6 @@ def test_new_partitioned_index_adopts_an_equivalent_partition_index_the_server_m
     assert [(d.kind, d.index, d.message) for d in plan.drift] == [
         ("extra", "accounts_2024_lower_idx", "will be attached to its partitioned index")]
 
-    from support.cli import run_cli
     run_cli("apply", "-f", spec.files[0], "--database", dsn, "--auto-approve", check=0)
     attached = run_sql(dsn, "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'accounts_lower_email_idx' "
@@ -869,18 +862,12 @@ def test_read_only_session_timestamp_literal(dsn, run_sql, tmp_path):
 
 def test_read_only_session_cli_plan(dsn, run_sql, tmp_path):
     """The same through the command: exit 0 with --detailed-exitcode, the warning printed."""
-    import subprocess
-    import sys
-
     run_sql(dsn, TABLE_DDL)
     for s in UNSURE_SQL:
         run_sql(dsn, s)
-    (tmp_path / "indexes.yaml").write_text(textwrap.dedent(UNSURE_SPEC))
+    spec = write_spec_file(tmp_path, UNSURE_SPEC)
     before = db_state(dsn)
-    r = subprocess.run([sys.executable, "-m", "reconciler.cli", "plan", "-f", str(tmp_path / "indexes.yaml"),
-                        "--database", _read_only_dsn(dsn), "--detailed-exitcode"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_cli("plan", "-f", spec, "--database", _read_only_dsn(dsn), "--detailed-exitcode", check=0)
     assert "warning:" in r.stdout and "read-only" in r.stdout
     assert "No changes" in r.stdout
     assert db_state(dsn) == before

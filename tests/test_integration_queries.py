@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -21,6 +19,8 @@ from reconciler.app.engine import make_plan
 from reconciler.app.verify import VerifyOptions, run_verify
 from reconciler.app.whatif import simulate
 from reconciler.spec import load_spec, parse_selection
+
+from support.cli import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,11 +58,6 @@ queries:
     sql: SELECT * FROM u WHERE state = 'RETRY' AND t_id < 100
     uses: [u_retry]
 """
-
-
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture

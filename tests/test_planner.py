@@ -6,29 +6,13 @@ import re
 import pytest
 
 from reconciler.reconcile.naming import temp_name
-from reconciler.core.index import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
+from reconciler.core.index import KeyPart, LiveIndex, Partition, TableFacts
 from reconciler.core.plan import Change
 from reconciler.reconcile.planner import Timeouts, build_plan, plan_change
 
+from support.build import create, drop, idx, replace_change
+
 T = Timeouts(lock_ms=1111, statement_ms=2222, build_ms=3333)
-
-
-def idx(name, *cols, table="orders", schema="public", **kw) -> IndexDef:
-    keys = tuple(KeyPart(c) if isinstance(c, str) else c for c in cols)
-    return IndexDef(schema=schema, table=table, keys=keys, name=name, **kw)
-
-
-def create(d: IndexDef, facts: TableFacts = TableFacts()) -> Change:
-    return Change("create", d.schema, d.table, d.name, ("not in the database",), d, None, None, facts)
-
-
-def drop(d: IndexDef, **live_kw) -> Change:
-    return Change("drop", d.schema, d.table, d.name, ("not in the spec; prune is on",), None, LiveIndex(d, **live_kw))
-
-
-def replace_change(old: IndexDef, new: IndexDef, facts: TableFacts = TableFacts(), **live_kw) -> Change:
-    return Change("replace", new.schema, new.table, new.name, ("changed",), new, LiveIndex(old, **live_kw), old.name,
-                  facts)
 
 
 def kinds(pc) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StalePlanError
-from reconciler.core.index import IndexDef, KeyPart, LiveIndex, Partition, TableFacts
+from reconciler.core.index import KeyPart, LiveIndex, Partition, TableFacts
 from reconciler.core.plan import Change, Drift
 from reconciler.reconcile.planner import Timeouts, build_plan
 from reconciler.reconcile.planfile import plan_from_file, plan_to_file
@@ -20,12 +20,9 @@ from reconciler.render import (
     render_drift, render_json, render_markdown, render_sql, render_text, summary_line,
 )
 
+from support.build import idx
+
 GOLDENS = Path(__file__).parent / "goldens"
-
-
-def idx(name, *cols, table="orders", **kw) -> IndexDef:
-    keys = tuple(KeyPart(c) if isinstance(c, str) else c for c in cols)
-    return IndexDef(schema="public", table=table, keys=keys, name=name, **kw)
 
 
 def small_plan():

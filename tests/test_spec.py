@@ -10,6 +10,8 @@ import pytest
 from reconciler.errors import SpecError
 from reconciler.spec import ColumnSpec, json_schema, load_spec, load_spec_text, parse_shorthand
 
+from support.specs import MINIMAL
+
 
 def doc(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
@@ -28,13 +30,7 @@ def write(tmp_path, name: str, text: str):
     return path
 
 
-GOOD = """
-    version: 1
-    indexes:
-      - name: orders_customer_idx
-        table: orders
-        columns: [customer_id]
-"""
+GOOD = MINIMAL
 
 
 def test_a_minimal_spec_loads():

@@ -36,6 +36,24 @@ def popen_cli(*args, **kw) -> subprocess.Popen:
     return subprocess.Popen([*RECONCILER, *map(str, args)], **kw)
 
 
+def run_cli_when(needle: str, then, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`reconciler ARGS` in the background; once a line of its stdout contains `needle`, call
+    `then()` (release a lock it waits for, ...), then wait for it to end. `then` is called in
+    any case, also when the command ends without printing the line. For tests that must act
+    while the command waits, however slowly it started on a busy machine."""
+    proc = popen_cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = []
+    try:
+        for line in proc.stdout:
+            head.append(line)
+            if needle in line:
+                break
+    finally:
+        then()
+    rest, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(head) + rest, err)
+
+
 def assert_one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     """Exit 1; stderr is one error line and at most one `hint:` line; no traceback."""
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
