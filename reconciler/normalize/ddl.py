@@ -33,7 +33,7 @@ from ..core.index import IndexDef, KeyPart
 from ..errors import SQLFragmentError
 from .compare import canonical_options
 from .fragments import DIALECT, parse_fragment
-from .rules import bare_column, strip_parens
+from .rules import bare_column
 
 # PostgreSQL accepts these old method names and stores the new one.
 _METHOD_ALIASES = {"rtree": "gist"}
