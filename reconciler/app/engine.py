@@ -8,7 +8,6 @@ Everything that can be refused is refused here, before anything is executed.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -17,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from ..core.index import IndexDef, TableFacts
+from ..core.suggest import nearest
 from ..core.plan import Drift, Plan
 from ..errors import ReconcilerError
 from ..normalize import normalize_spec, same_definition
@@ -47,18 +47,18 @@ def fingerprint(snapshot: Snapshot) -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
 
 
+def table_hint(conn: psycopg.Connection, schema: str, table: str) -> str | None:
+    """``did you mean "reportExecution"?`` for a table that does not exist, or None."""
+    near = nearest(table, catalog.table_names(conn, schema))
+    return f'did you mean "{near}"?' if near is not None else None
+
+
 def check_tables(conn: psycopg.Connection, desired: list[IndexDef], spec: Spec, snapshot: Snapshot) -> None:
     known = {(t.schema, t.name) for t in snapshot.tables}
     for d, e in zip(desired, spec.entries):
         if (d.schema, d.table) not in known:
-            names = [r[0] for r in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (d.schema,)).fetchall()]
-            near = difflib.get_close_matches(d.table, names, n=1)
-            folded = [n for n in names if n.lower() == d.table.lower()]
-            hint = f'did you mean "{(folded or near)[0]}"?' if (folded or near) else None
             raise ReconcilerError(f"{e.where}: index {d.name!r}: table: {d.schema}.{d.table} does not exist "
-                                  "(names are taken literally, case kept)", hint)
+                                  "(names are taken literally, case kept)", table_hint(conn, d.schema, d.table))
 
 
 def select_changes(spec: Spec, selection: Selection, changes: list, drift: list[Drift]) -> tuple[list, list[Drift]]:

@@ -8,13 +8,14 @@ methods, types and extensions are checked by PostgreSQL itself.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from ..core.index import IndexDef
+from ..core.suggest import nearest
 from ..errors import ReconcilerError, SQLFragmentError
 from ..normalize import canonical_def, column_references, spec_entry_to_def
 from ..spec import Spec, query_reference_problems
+from .engine import table_hint
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
 
     problems: list[Problem] = []
     snapshot = catalog.introspect(conn, spec.tables)
-    cols = table_columns(conn, spec.tables)
+    cols = catalog.table_columns(conn, spec.tables)
     tables = {(t.schema, t.name) for t in snapshot.tables}
     to_probe: list[tuple[int, IndexDef]] = []
     for i, (e, d) in enumerate(zip(spec.entries, defs)):
@@ -116,11 +117,9 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
             continue
         key = (d.schema, d.table)
         if key not in tables:
-            candidates = _all_tables(conn, d.schema)
-            near = [n for n in candidates if n.lower() == d.table.lower()] or \
-                difflib.get_close_matches(d.table, candidates, n=1)
-            hint = f' (did you mean "{near[0]}"?)' if near else ""
-            problems.append(Problem(e.where, d.name, f"table {d.schema}.{d.table} does not exist{hint}"))
+            hint = table_hint(conn, d.schema, d.table)
+            problems.append(Problem(e.where, d.name, f"table {d.schema}.{d.table} does not exist"
+                                                     + (f" ({hint})" if hint else "")))
             continue
         known = cols.get(key, [])
         bad = False
@@ -156,29 +155,8 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
 
 
 def _did_you_mean(name: str, known: list[str], quoted: bool) -> str:
-    folded = [k for k in known if k.lower() == name.lower()]
-    if folded:
-        why = "" if quoted else " (unquoted names fold to lowercase in SQL)"
-        return f'; did you mean "{folded[0]}"?{why}'
-    near = difflib.get_close_matches(name, known, n=1)
-    return f'; did you mean "{near[0]}"?' if near else ""
-
-
-def table_columns(conn, tables: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
-    rows = conn.execute(
-        "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attnum > 0 AND NOT a.attisdropped "
-        "AND (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%s::text[], %s::text[]) AS m(s, t)) "
-        "ORDER BY a.attnum", ([s for s, _ in tables], [t for _, t in tables])).fetchall()
-    out: dict[tuple[str, str], list[str]] = {}
-    for s, t, a in rows:
-        out.setdefault((s, t), []).append(a)
-    conn.rollback()
-    return out
-
-
-def _all_tables(conn, schema: str) -> list[str]:
-    rows = conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (schema,)).fetchall()
-    conn.rollback()
-    return [r[0] for r in rows]
+    near = nearest(name, known)
+    if near is None:
+        return ""
+    why = " (unquoted names fold to lowercase in SQL)" if near.lower() == name.lower() and not quoted else ""
+    return f'; did you mean "{near}"?{why}'

@@ -7,12 +7,12 @@ them. Pure: no database, no click.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..errors import ReconcilerError
 from .kinds import Kind
+from .suggest import did_you_mean
 
 
 class HazardCode(Kind):
@@ -120,8 +120,7 @@ def parse_allowed(codes: Iterable[str], flag: str = "--allow-hazard") -> frozens
     for raw in codes:
         code = str(raw).strip().upper()
         if code not in valid:
-            near = difflib.get_close_matches(code, valid, n=1)
-            guess = f" (did you mean {near[0]}?)" if near else ""
+            guess = did_you_mean(code, valid, quote="")
             raise ReconcilerError(f"{flag}: unknown hazard code {raw!r}{guess}; valid codes: {', '.join(valid)}",
                                   "docs/hazards.md says what each code means")
         allowed.add(HazardCode(code))

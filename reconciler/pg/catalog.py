@@ -151,6 +151,28 @@ def with_stats(conn: psycopg.Connection, indexes: list[LiveIndex]) -> dict[int, 
     return out
 
 
+def table_names(conn: psycopg.Connection, schema: str) -> list[str]:
+    """Every table, partitioned table and materialized view of `schema` (for "did you mean")."""
+    with _read_only(conn):
+        return [r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm') ORDER BY 1", (schema,)).fetchall()]
+
+
+def table_columns(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """The columns of each table, in their order: one query for all of them."""
+    with _read_only(conn):
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attnum > 0 AND NOT a.attisdropped "
+            "AND (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%s::text[], %s::text[]) AS m(s, t)) "
+            "ORDER BY a.attnum", ([s for s, _ in tables], [t for _, t in tables])).fetchall()
+    out: dict[tuple[str, str], list[str]] = {}
+    for s, t, a in rows:
+        out.setdefault((s, t), []).append(a)
+    return out
+
+
 class _read_only:
     """A READ ONLY transaction: `plan` and `drift` must not be able to change anything."""
 

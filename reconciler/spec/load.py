@@ -4,7 +4,6 @@ sqlglot or psycopg.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..core.suggest import did_you_mean
 from ..errors import SpecError
 from .models import ColumnSpec, Defaults, Health, IndexSpec, Manage, QuerySpec, SpecFile
 from .queries_file import QueryEntry, read_queries_file
@@ -251,8 +251,7 @@ def _suggest_key(path: tuple) -> str:
     else:
         pool = _KNOWN_KEYS["index"] if len(path) == 3 else _KNOWN_KEYS["column"]
     pool = [p for p in pool if not p.endswith("_")]
-    near = difflib.get_close_matches(key, pool, n=1)
-    return f" (did you mean {near[0]!r}?)" if near else f" (allowed: {', '.join(pool)})"
+    return did_you_mean(key, pool) or f" (allowed: {', '.join(pool)})"
 
 
 def _rebuild(data: dict) -> SpecFile:
@@ -367,9 +366,7 @@ def query_reference_problems(spec: Spec) -> list[tuple[QueryEntry, str]]:
     for q in spec.queries:
         for u in q.uses:
             if u not in names:
-                near = difflib.get_close_matches(u, sorted(names), n=1)
-                out.append((q, f"uses: {u!r} is not an index of the spec"
-                               + (f" (did you mean {near[0]!r}?)" if near else "")))
+                out.append((q, f"uses: {u!r} is not an index of the spec" + did_you_mean(u, sorted(names))))
     return out
 
 

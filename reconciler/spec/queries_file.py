@@ -5,7 +5,6 @@ query with the file:line it came from, whichever way it was written. Pure text; 
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..core.suggest import did_you_mean
 from ..errors import SpecError
 
 
@@ -82,10 +82,9 @@ def parse_queries_sql(text: str, file: str) -> list[QueryEntry]:
             if key in _KEYS:
                 cur[key] = _header_value(key, value, f"{file}:{no}: query {cur['name']!r}: {key}")
                 continue
-            near = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.75)
+            near = did_you_mean(key, _KEYS, cutoff=0.75)
             if near:  # `-- budgetms: 50` is a typo, not a comment
-                raise SpecError(f"{file}:{no}: query {cur['name']!r}: unknown header {key!r} "
-                                f"(did you mean {near[0]!r}?)")
+                raise SpecError(f"{file}:{no}: query {cur['name']!r}: unknown header {key!r}{near}")
         if not cur["sql_line"] and raw.strip() and not raw.strip().startswith("--"):
             cur["sql_line"] = no
         if cur["sql_line"]:
