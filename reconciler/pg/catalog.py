@@ -1,10 +1,10 @@
-"""The live catalog → `LiveIndex` values, plus the server as an oracle of "same definition".
+"""The live catalog → `LiveIndex` values (and the few other catalog facts plan and validate need).
 
-One job: read. Two set-based queries (managed tables, then their indexes; the SQL lives in
-`reconciler/sql/*.sql`), never a query per table. Reading runs in a READ ONLY transaction.
-`canonicalize` asks the server to print desired indexes in its own words (temp table + CREATE
-INDEX inside a transaction that is always rolled back): exact where text comparison is unsure.
-This module must not change anything that outlives its transaction.
+One job: read. `introspect` is set-based: one query for the managed tables (and their partition
+trees), one for all their indexes, one for the builds in progress, whatever the number of
+tables (the SQL lives in `pg/sql/*.sql`); `with_stats`, `table_names` and `table_columns` are
+one query each. Everything runs in a READ ONLY transaction, so nothing here can change the
+database. The server's own words for a desired index are `pg.canonicalize`'s job.
 """
 from __future__ import annotations
 
