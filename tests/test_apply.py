@@ -337,20 +337,20 @@ def test_saved_plan_applies_when_world_unchanged_and_is_refused_when_stale(dsn, 
 
     # behind the plan's back: a new index on a managed table
     run_sql(dsn, "CREATE INDEX t_id_b_idx ON t (id, v)")
-    res = cli("apply", "--plan", plan_path, "--database", dsn, "--auto-approve")
+    res = cli("apply", "-f", spec, "--plan", plan_path, "--database", dsn, "--auto-approve")
     assert res.returncode == 1, res.stdout + res.stderr
     assert "plan is stale" in res.stderr
     assert not _index_exists(run_sql, dsn, "t_a_idx")
 
     # and an index dropped behind its back
     run_sql(dsn, "DROP INDEX t_id_b_idx; DROP INDEX t_b_idx")
-    res = cli("apply", "--plan", plan_path, "--database", dsn, "--auto-approve")
+    res = cli("apply", "-f", spec, "--plan", plan_path, "--database", dsn, "--auto-approve")
     assert res.returncode == 1 and "plan is stale" in res.stderr
     assert not _index_exists(run_sql, dsn, "t_a_idx")
 
     # the world as it was when the plan was made: the plan applies
     run_sql(dsn, "CREATE INDEX t_b_idx ON t (v)")
-    res = cli("apply", "--plan", plan_path, "--database", dsn, "--auto-approve")
+    res = cli("apply", "-f", spec, "--plan", plan_path, "--database", dsn, "--auto-approve")
     assert res.returncode == 0, res.stdout + res.stderr
     assert _index_exists(run_sql, dsn, "t_a_idx")
 
@@ -366,9 +366,9 @@ def test_saved_plan_with_edited_sql_is_refused(dsn, run_sql, tmp_path):
     doc["changes"][0]["sql"] = ["CREATE INDEX t_a_idx ON public.t (a)"]  # someone "simplified" it
     plan_path.write_text(json.dumps(doc))
 
-    res = cli("apply", "--plan", str(plan_path), "--database", dsn, "--auto-approve")
+    res = cli("apply", "-f", spec, "--plan", str(plan_path), "--database", dsn, "--auto-approve")
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "refusing a plan file that was edited" in res.stderr
+    assert "the plan is stale: change 1 (create t_a_idx) differs in its sql" in res.stderr
     assert not _index_exists(run_sql, dsn, "t_a_idx")
 
 

@@ -296,7 +296,7 @@ def test_select_plans_and_applies_only_what_it_selects(db, run_sql, tmp_path):
     # a saved partial plan keeps its selection
     out = tmp_path / "p.json"
     assert cli("plan", "-f", str(spec_path), "-d", db, "--select", "tag=phase-2", "--out", str(out)).returncode == 0
-    res = cli("apply", "--plan", str(out), "-d", db, "--auto-approve")
+    res = cli("apply", "-f", str(spec_path), "--plan", str(out), "-d", db, "--auto-approve")
     assert res.returncode == 0, res.stdout + res.stderr
     names = {r[0] for r in run_sql(db, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
     assert "u_retry" in names and "legacy_t_n" in names

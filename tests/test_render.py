@@ -69,7 +69,7 @@ RENDERERS = {
     "json": render_json,
     "drift": lambda p: render_drift(p),
     "drift-json": lambda p: render_drift(p, "json"),
-    "planfile": lambda p: plan_to_file(p, ["indexes.yaml"]),
+    "planfile": lambda p: plan_to_file(p, ["indexes.yaml"], "sha256:" + "0" * 64),
 }
 
 

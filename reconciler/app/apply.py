@@ -2,7 +2,9 @@
 
 One job: the safe order of the apply workflow. Everything is checked before the first
 statement: the spec, every definition (by the server, on a rolled-back temp table), blocking
-hazards, a stale saved plan, a transaction-pooling proxy, another apply running.
+hazards, a stale saved plan, a transaction-pooling proxy, another apply running. A saved plan
+never decides what runs: the plan is computed from the spec (-f) and the database, and the file
+only has to describe that same plan (`reconcile.planfile.stale_reason`).
 """
 from __future__ import annotations
 
@@ -15,20 +17,22 @@ from typing import Callable
 
 import psycopg
 
+from ..core.display import shown, shown_lines
 from ..core.hazards import parse_allowed
 from ..core.index import IndexDef
 from ..core.kinds import Action, DriftKind
 from ..core.plan import Plan, PlannedChange
-from ..errors import ApplyError, StalePlanError
+from ..errors import ApplyError, ReconcilerError, StalePlanError
 from ..pg import catalog
 from ..pg.connection import connect, resolve_dsn
-from ..reconcile.planfile import plan_from_file
-from ..reconcile.planner import Timeouts, build_plan
+from ..reconcile.planfile import SavedPlan, read_plan_file, stale_reason
+from ..reconcile.planner import Timeouts
 from ..render import render_text, summary_line
 from ..run import events as ev
 from ..run.executor import Executor
 from ..run.wait import POLL_EVERY_SECOND, Backoff, GaveUp, NotYet, wait_until
 from ..spec import Selection, load_spec, parse_selection
+from ..spec.files import read_input
 from .engine import check_spec, make_plan
 from .equivalence import Equivalence
 from .verify import check_queries
@@ -37,13 +41,13 @@ from .whatif import simulate
 
 def find_on_partition(conn: psycopg.Connection, eq: Equivalence | None = None) -> Callable:
     """For the executor: the indexes on one partition equivalent to the desired parent index,
-    as (name, valid, (schema, name) of the index it is attached to)."""
+    as (name, valid, (schema, name) of the index it is attached to, oid)."""
     eq = eq or Equivalence(conn)
 
-    def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, tuple[str, str] | None]]:
+    def find(schema: str, table: str, desired: IndexDef) -> list[tuple[str, bool, tuple[str, str] | None, int]]:
         snap = catalog.introspect(conn, [(schema, table)])
         here = replace(desired, schema=schema, table=table, name="")
-        return [(x.name, x.valid, x.parent_key) for x in snap.indexes
+        return [(x.name, x.valid, x.parent_key, x.oid) for x in snap.indexes
                 if x.schema == schema and x.table == table and not x.constraint and eq.same(here, x.definition)]
 
     return find
@@ -74,7 +78,11 @@ def verifier(conn: psycopg.Connection, eq: Equivalence | None = None) -> Callabl
 class _Printer:
     """An `Emit` that prints events: one JSON object per line, or lines for a person (a
     progress bar redrawn in place on a terminal, every 10 s otherwise). With -q only what a
-    person must see: failures and the info lines (summary, waits, dry run)."""
+    person must see: failures and the info lines (summary, waits, dry run).
+
+    Names, statements and server messages are printed through `shown`: one visible line each,
+    a newline or an escape code in a name written as an escape. Only `Info` holds several lines,
+    whose names were made printable where they were put in (`_summary`). JSON is ASCII-only."""
 
     QUIET_KEEPS = (ev.ChangeFailed, ev.Info)
 
@@ -94,7 +102,7 @@ class _Printer:
         if self.tty and not isinstance(e, ev.Statement):
             sys.stdout.write("\r" + " " * 150 + "\r")
         for line in _lines(e):
-            self.echo(line)
+            self.echo(shown_lines(line) if isinstance(e, ev.Info) else shown(line))
 
     def _progress(self, e: ev.Progress) -> None:
         now = time.monotonic()
@@ -106,11 +114,11 @@ class _Printer:
         wait = f" waiting for pid {e.waiting_for_pid}" if e.waiting_for_pid else ""
         line = f"  {e.index}: {e.phase} {bar}{eta}{wait}"
         if self.tty:
-            sys.stdout.write("\r" + line[:150].ljust(150))
+            sys.stdout.write("\r" + shown(line)[:150].ljust(150))
             sys.stdout.flush()
         elif now - self.last_progress >= 10:
             self.last_progress = now
-            self.echo(line)
+            self.echo(shown(line))
 
 
 def _lines(e: ev.Event) -> list[str]:
@@ -137,33 +145,19 @@ def _lines(e: ev.Event) -> list[str]:
     return []
 
 
-def _stale_check(conn, plan_path: str, timeouts: Timeouts, retries: int = 0, printer=lambda e: None):
-    """The saved plan, rebuilt, if it still matches the database (with the selection it was
-    made with), and its spec."""
-    text = Path(plan_path).read_text() if Path(plan_path).exists() else None
-    if text is None:
-        raise StalePlanError(f"{plan_path}: no such plan file")
-    changes, sqls, fp = plan_from_file(text, plan_path)
-    doc = json.loads(text)
-    spec = load_spec(doc.get("spec_files") or [])
-    selection = parse_selection(doc.get("selection") or [], {t for e in spec.entries for t in e.tags})
-    fresh, cmp = _bounded(conn, timeouts, retries, printer,
-                          lambda: make_plan(conn, spec, timeouts=timeouts, selection=selection))
-    if fresh.fingerprint != fp:
-        was = {(pc.change.action, pc.change.index) for pc in build_plan(changes).changes}
-        now = {(pc.change.action, pc.change.index) for pc in fresh.changes}
-        moved = sorted(was ^ now)
-        detail = ", ".join(f"{a} {i}" for a, i in moved[:5]) or "the live definitions changed"
-        raise StalePlanError(f"plan is stale: the managed indexes changed since {plan_path} was made ({detail})",
-                             "run `reconciler plan --out` again")
-    rebuilt = replace(build_plan(changes, timeouts=timeouts), selection=fresh.selection)
-    by_key = {(c.action, c.schema, c.index): s for c, s in zip(changes, sqls)}
-    for pc in build_plan(changes).changes:
-        c = pc.change
-        if [op.sql for op in pc.operations] != by_key.get((c.action, c.schema, c.index)):
-            raise StalePlanError(f"{plan_path}: the SQL recorded for {c.action} {c.index} does not match what its "
-                                 "change produces; refusing a plan file that was edited")
-    return rebuilt, spec, selection
+def _read_saved_plan(plan_path: str) -> SavedPlan:
+    if not Path(plan_path).exists():
+        raise StalePlanError(f"{plan_path}: no such plan file", "make one with `reconciler plan --out FILE`")
+    return read_plan_file(read_input(plan_path, "plan file", error=StalePlanError), plan_path)
+
+
+def _check_saved(saved: SavedPlan, fresh: Plan, spec, plan_path: str) -> None:
+    """The saved plan is only a statement of what was reviewed: the plan that runs is `fresh`
+    (computed now from the spec and the live database), and only if it is that one."""
+    why = stale_reason(saved, fresh, spec.digest)
+    if why:
+        raise StalePlanError(f"the plan is stale: {why}; nothing was run",
+                             f"run `reconciler plan --out {plan_path}` again and review it")
 
 
 def run_apply(*, files: list[str], database: str | None, plan_file: str | None, auto_approve: bool, dry_run: bool,
@@ -172,17 +166,28 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
               quiet: bool = False) -> bool:
     allowed = parse_allowed(allowed)   # a typo is an error before anything else happens
     dsn = resolve_dsn(database)
-    spec = load_spec(files) if files else None
-    desired = check_spec(spec) if spec is not None else None  # a bad spec is reported before connecting
-    selection = Selection()
-    if spec is not None:
-        check_queries(spec)
+    spec = load_spec(files)
+    desired = check_spec(spec)  # a bad spec is reported before connecting
+    check_queries(spec)
+    saved = _read_saved_plan(plan_file) if plan_file else None
+    if saved is not None:
+        # a saved plan is applied with the selection it was made with (it can only narrow the
+        # spec's changes, and the plan computed with it must be the one the file describes)
+        if select:
+            raise ApplyError("--select cannot change a saved plan; it applies the selection it was made with",
+                             "run `reconciler plan --select ... --out PLANFILE` instead")
+        select = saved.selection
+    try:
         selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
-    elif select:
-        raise ApplyError("--select cannot change a saved plan; it applies the selection it was made with",
-                         "run `reconciler plan --select ... --out PLANFILE` instead")
+    except ReconcilerError as e:
+        if saved is None:
+            raise
+        raise StalePlanError(f"the plan is stale: its selection does not fit the spec ({e.message}); "
+                             "nothing was run") from None
     printer = _Printer(fmt, echo, color and fmt == "text", quiet)
-    conn = connect(dsn, autocommit=True)
+    # a dry run promises not to change anything: its session is read-only like plan's
+    conn = connect(dsn, autocommit=True, read_only=dry_run, lock_timeout_ms=timeouts.lock_ms,
+                   statement_timeout_ms=timeouts.statement_ms)
     eq = Equivalence(conn)   # the server's words of each desired index, asked once for the whole run
     ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn, eq),
                   find_on_partition=find_on_partition(conn, eq))
@@ -192,11 +197,9 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         if not dry_run:
             ex.acquire_lock(wait_for_lock)
             locked = True
-        if plan_file:
-            plan, spec, selection = _stale_check(conn, plan_file, timeouts, retries, printer)
-            desired = None
-        else:
-            plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries, desired, selection)
+        plan = _plan_waiting_for_builds(conn, spec, timeouts, printer, retries, desired, selection)
+        if saved is not None:
+            _check_saved(saved, plan, spec, plan_file)
         # what the changes do to the spec's queries: QUERY_REGRESSION blocks below unless allowed
         plan = simulate(conn, plan, spec, lock_timeout_ms=timeouts.lock_ms)
         blocking = sorted({h.code for pc in plan.changes for h in pc.hazards if h.blocking} - allowed)
@@ -266,7 +269,7 @@ def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: i
     def plan_when_idle(n: int):
         plan, _ = _bounded(conn, timeouts, retries, printer,
                            lambda: make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection))
-        busy = [d.index for d in plan.drift if d.kind is DriftKind.BEING_BUILT]
+        busy = [shown(d.index) for d in plan.drift if d.kind is DriftKind.BEING_BUILT]
         return NotYet(busy) if busy else plan
 
     def report(w) -> None:
@@ -287,11 +290,11 @@ def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False) -> No
     for o in ex.outcomes:
         c = o.change.change
         state = "done" if o.ok else "FAILED"
-        lines.append(f"  {state:<7}{c.action} {c.index} ({o.seconds:.2f}s"
+        lines.append(f"  {state:<7}{c.action} {shown(c.index)} ({o.seconds:.2f}s"
                      + (f", {o.size_bytes:,} bytes)" if o.size_bytes else ")"))
     for pc in plan.changes:
         if id(pc) not in done and not any(o.change is pc for o in ex.outcomes):
-            lines.append(f"  not run {pc.change.action} {pc.change.index}")
+            lines.append(f"  not run {pc.change.action} {shown(pc.change.index)}")
     head = "Interrupted. " if interrupted else ""
     ok = sum(1 for o in ex.outcomes if o.ok)
     printer(ev.Info(f"{head}Summary: {ok} of {len(plan.changes)} change(s) done.\n" + "\n".join(lines)))

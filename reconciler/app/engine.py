@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import psycopg
 
@@ -25,7 +24,7 @@ from ..pg.catalog import Snapshot
 from ..reconcile.diff import diff_indexes
 from ..reconcile.planner import Timeouts, build_plan
 from ..reconcile.naming import is_leftover, leftover_of
-from ..spec import Selection, Spec, glob_to_regex
+from ..spec import Selection, Spec, glob_to_like
 from .equivalence import Equivalence
 
 
@@ -89,7 +88,7 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
         desired = normalize_spec(spec)
 
     # sizes, scan counts and comments only matter for what changes: read them afterwards
-    snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs],
+    snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs],
                                   stats=False)
     check_tables(conn, desired, spec, snapshot)
     warnings: list[str] = []
@@ -135,7 +134,11 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
                 facts_cache[key] = TableFacts(t.kind, t.rows, t.bytes, parts)
         return facts_cache[key]
 
-    changes, drift = diff_indexes(desired, list(snapshot.indexes), same=eq.same, reasons=eq.reasons, prune=spec.prune,
+    # Only indexes of managed tables take part: an ancestor read for a named partition's facts
+    # is not managed, and its partitioned index (every partition's) is never touched from here.
+    managed = {(t.schema, t.name) for t in snapshot.tables if t.managed}
+    live = [x for x in snapshot.indexes if (x.schema, x.table) in managed]
+    changes, drift = diff_indexes(desired, live, same=eq.same, reasons=eq.reasons, prune=spec.prune,
                                   ignored=spec.ignored, table_facts=table_facts)
     if eq.warning:
         warnings.append(eq.warning)
@@ -149,21 +152,10 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
 
 def check_spec(spec: Spec) -> list[IndexDef]:
     """Everything that can be checked without a database (every SQL fragment, volatile
-    functions): call it before connecting, so a bad spec is reported as such. The result only
-    depends on the files' contents, so a large spec's is kept between runs (`cache`)."""
-    from ..spec import cache
-
-    try:
-        parts = tuple(x for f in spec.files for x in (f, Path(f).read_text()))
-    except OSError:
-        parts = ()
-    hit = cache.get("defs", parts) if parts else cache.MISS
-    if hit is not cache.MISS and isinstance(hit, list) and len(hit) == len(spec.entries):
-        return hit
-    desired = normalize_spec(spec)
-    if parts:
-        cache.put("defs", parts, desired)
-    return desired
+    functions): call it before connecting, so a bad spec is reported as such. Computed from
+    the files every time: a cache of parsed specs on disk would be a way to plan something
+    other than the spec (whoever can write the cache directory decides)."""
+    return normalize_spec(spec)
 
 
 def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Timeouts(),

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..health import HealthReport, StatsSnapshot, Thresholds, assess, bloat_candidates
 from ..pg import stats
 from ..pg.connection import connect, resolve_dsn
-from ..spec import Spec, glob_to_regex, load_spec
+from ..spec import Spec, glob_to_like, load_spec
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,19 @@ def spec_for(files: tuple[str, ...] | list[str], all_tables: bool) -> Spec | Non
 
 
 def read_snapshot(opts: HealthOptions, spec: Spec | None, thresholds: Thresholds) -> StatsSnapshot:
-    conn = connect(resolve_dsn(opts.database), autocommit=True)
+    conn = connect(resolve_dsn(opts.database), autocommit=True, read_only=True,
+                   lock_timeout_ms=opts.lock_timeout_ms, statement_timeout_ms=opts.statement_timeout_ms)
     try:
         if opts.all_tables or spec is None:
             snap = stats.read_stats(conn, None, lock_timeout_ms=opts.lock_timeout_ms,
                                     statement_timeout_ms=opts.statement_timeout_ms)
         else:
-            snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs],
+            snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs],
                                     lock_timeout_ms=opts.lock_timeout_ms,
                                     statement_timeout_ms=opts.statement_timeout_ms)
         if opts.replicas:
             snap = replace(snap, replicas=tuple(
-                stats.read_replica(dsn, snap, lambda d: connect(d, autocommit=True),
+                stats.read_replica(dsn, snap, lambda d: connect(d, autocommit=True, read_only=True),
                                    lock_timeout_ms=opts.lock_timeout_ms, statement_timeout_ms=opts.statement_timeout_ms)
                 for dsn in opts.replicas))
         if opts.exact:

@@ -3,7 +3,6 @@ ready for `spec.dump`."""
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
 from typing import Callable, Iterable
 
 from ..core.index import IndexDef, LiveIndex
@@ -16,6 +15,7 @@ from ..normalize import (
     volatile_functions,
 )
 from ..spec.dump import dump_spec
+from ..spec.files import read_input
 
 
 def importable(x: LiveIndex) -> bool:
@@ -32,10 +32,7 @@ def defs_from_sql(path: str, warn: Callable[[str], None]) -> list[IndexDef]:
     """The CREATE INDEX statements of a SQL file as IndexDefs (partition children left out, as
     `import` does); other statements are counted and reported through `warn`."""
 
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ReconcilerError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_input(path, "SQL file")
     defs = []
     skipped = 0
     attached: set[tuple[str, str]] = set()   # partition indexes: implied by their parent, as in import

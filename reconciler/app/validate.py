@@ -41,33 +41,40 @@ def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
             msg = err.message[len(prefix):] if err.message.startswith(prefix) else err.message
             problems.append(Problem(e.where, e.spec.name, msg + (f" ({err.hint})" if err.hint else "")))
             defs.append(None)
-    seen: dict = {}
-    for e, d in zip(spec.entries, defs):
-        if d is None:
-            continue
+    # Each definition is canonicalized once; both checks below are dictionary look-ups, so a
+    # spec of thousands of entries on one table stays linear.
+    canon: list[IndexDef | None] = []
+    for d in defs:
         try:
-            key = canonical_def(d, loose=True)
+            canon.append(canonical_def(d, loose=True) if d is not None else None)
         except SQLFragmentError:
+            canon.append(None)
+    seen: dict = {}
+    for e, d, cd in zip(spec.entries, defs, canon):
+        if cd is None:
             continue
-        if key in seen:
-            other = seen[key]
+        if cd in seen:
+            other = seen[cd]
             problems.append(Problem(e.where, d.name, f"same definition as {other.spec.name!r} ({other.where})"))
         else:
-            seen[key] = e
+            seen[cd] = e
     # a btree whose keys are a prefix of another's (same table, predicate) is usually redundant
-    for e, d in zip(spec.entries, defs):
-        if d is None or d.method != "btree" or d.unique:
+    longer: dict = {}   # (schema, table, predicate, leading keys) → the first btree that starts with them
+    for e2, d2, c2 in zip(spec.entries, defs, canon):
+        if c2 is None or d2.method != "btree":
             continue
-        cd = canonical_def(d, loose=True)
-        for e2, d2 in zip(spec.entries, defs):
-            if d2 is None or d2 is d or d2.method != "btree" or (d2.schema, d2.table) != (d.schema, d.table):
-                continue
-            c2 = canonical_def(d2, loose=True)
-            if len(c2.keys) > len(cd.keys) and c2.keys[: len(cd.keys)] == cd.keys and c2.where == cd.where:
-                problems.append(Problem(e.where, d.name, f"its columns are a prefix of {d2.name!r} ({e2.where}); "
-                                                         "that index can serve the same queries", "warning"))
-                break
+        for n in range(1, len(c2.keys)):
+            longer.setdefault((d2.schema, d2.table, c2.where, c2.keys[:n]), (e2, d2))
+    for e, d, cd in zip(spec.entries, defs, canon):
+        if cd is None or d.method != "btree" or d.unique:
+            continue
+        hit = longer.get((d.schema, d.table, cd.where, cd.keys))
+        if hit is not None and hit[1] is not d:
+            e2, d2 = hit
+            problems.append(Problem(e.where, d.name, f"its columns are a prefix of {d2.name!r} ({e2.where}); "
+                                                     "that index can serve the same queries", "warning"))
     return problems + offline_queries(spec), defs
+
 
 
 def offline_queries(spec: Spec) -> list[Problem]:

@@ -25,7 +25,9 @@ from .options import (
 @click.argument("planfile", required=False, type=click.Path())
 @_spec_option
 @click.option("-d", "--database", help=CONNECTION_HELP)
-@click.option("--plan", "plan_file", type=click.Path(), help="apply a plan saved by `plan --out` (refused if stale)")
+@click.option("--plan", "plan_file", type=click.Path(),
+              help="run only if the plan computed now (from -f and the database) is the one saved by "
+                   "`plan --out`; otherwise the plan is stale and nothing runs")
 @click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
 @click.option("--dry-run", is_flag=True, help="print the statements, run nothing")
 @click.option("--lock-timeout", default="3s", show_default=True, help="lock wait per statement and try")
@@ -45,14 +47,16 @@ def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_time
     matches the spec.
 
     With PLANFILE (a plan saved by `plan --out`, as `terraform apply plan.out`): apply exactly
-    that reviewed plan, without a prompt; refused if the database moved since."""
+    that reviewed plan, without a prompt. The plan is computed again from the spec (-f, default
+    ./indexes.yaml) and the database and runs only if it is the one in the file; otherwise it is
+    stale and nothing runs."""
     from ..app.apply import run_apply
 
     if planfile:
         if plan_file:
             raise click.UsageError("give the plan file once: PLANFILE or --plan")
         plan_file, auto_approve = planfile, True
-    ok = run_apply(files=_files(files) if not plan_file or files else [], database=database, plan_file=plan_file,
+    ok = run_apply(files=_files(files), database=database, plan_file=plan_file,
                    auto_approve=auto_approve, dry_run=dry_run,
                    timeouts=_timeouts(lock_timeout, statement_timeout, build_timeout), retries=retries,
                    allowed=set(allowed), fmt=fmt, wait_for_lock=_duration_ms(wait_for_lock, "--wait-for-lock"),

@@ -1,8 +1,6 @@
 """`import`: the live indexes (or a file of CREATE INDEX statements) as a spec."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from .group import cli
@@ -19,6 +17,7 @@ def import_(database, schema_sql, schemas, tables, from_sql, output):
     """Write the live indexes (or a file of CREATE INDEX statements) as a spec."""
     from ..app.importer import defs_from_sql, filter_defs, live_defs
     from ..spec.dump import dump_spec
+    from ..spec.files import write_output
 
     managed = None
     if from_sql:
@@ -29,7 +28,7 @@ def import_(database, schema_sql, schemas, tables, from_sql, output):
     defs = filter_defs(defs, schemas, tables)
     text = dump_spec(defs, managed=managed)
     if output:
-        Path(output).write_text(text)
+        write_output(output, text, "spec")
         note(f"Wrote {len(defs)} index(es) to {output}.")
     else:
         click.echo(text, nl=False)

@@ -2,6 +2,7 @@
 become exit codes and one-line messages."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,13 @@ def main(argv=None) -> None:
     """Entry point: run the group, print one line per error, never a traceback (except an
     unexpected error under -v or RECONCILER_DEBUG)."""
     started = time.monotonic()
+    if argv is None:
+        from .argv import scrub_argv
+
+        scrub_argv()   # a password in -d: out of `ps` as early as we can
+    # psycopg logs what it ignores while cleaning up after an error (a pipeline it aborts):
+    # the error itself is what we print, once
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)
     try:
         rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
         detail(f"done in {time.monotonic() - started:.2f}s")
@@ -49,6 +57,11 @@ def main(argv=None) -> None:
         if isinstance(e, psycopg.errors.LockNotAvailable):
             _echo_err("error: another session holds a lock on a managed table (lock timeout); nothing changed")
             _echo_err("hint: try again later")
+            sys.exit(EXIT_ERROR)
+        if isinstance(e, psycopg.errors.QueryCanceled):
+            _echo_err("error: reading the catalog took longer than the statement timeout (another session may hold "
+                      "a lock on a managed table); nothing changed")
+            _echo_err("hint: try again later, or raise --statement-timeout")
             sys.exit(EXIT_ERROR)
         from ..core.redact import scrub
 

@@ -17,7 +17,10 @@ Exit codes: 0 success / in sync, 1 any error, 2 changes present
 (drift always; plan with --detailed-exitcode).
 """
 
-CONNECTION_HELP = "DSN; default $DATABASE_URL, else libpq's PG* variables. Passwords are never printed."
+CONNECTION_HELP = ("DSN; default $DATABASE_URL, else libpq's PG* variables. Give the password through "
+                   "$DATABASE_URL, PGPASSWORD or ~/.pgpass, not here: other users can read a command line "
+                   "(reconciler hides it as soon as it starts, where the platform allows). Passwords are never "
+                   "printed.")
 
 
 class Output:
@@ -71,7 +74,12 @@ def _color(stream) -> bool:
 
 
 def _echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """One line on stderr, made printable and free of secrets: messages quote names from the
+    database, spec values and server errors (`core.display.shown`, `core.redact.scrub`)."""
+    from ..core.display import shown
+    from ..core.redact import scrub
+
+    click.echo(shown(scrub(message)), err=True)
 
 
 def note(message: str) -> None:
@@ -111,14 +119,18 @@ def _files(files) -> list[str]:
 
 
 @contextmanager
-def _connection(database: str | None, schema_sql: str | None, *, autocommit: bool = False):
+def _connection(database: str | None, schema_sql: str | None, *, lock_timeout_ms: int | None = None,
+                statement_timeout_ms: int | None = None, autocommit: bool = True):
+    """A read-only session (plan, drift, validate, import, verify), always in autocommit: every
+    transaction is read-only unless it says READ WRITE (see `pg.connection.connect`)."""
     from ..pg.connection import connect
     from ..pg.embedded import database as db
 
     if schema_sql:
         detail(f"target: a throwaway embedded PostgreSQL loaded from {schema_sql}")
     with db(database, schema_sql) as dsn:
-        conn = connect(dsn, autocommit=autocommit)
+        conn = connect(dsn, autocommit=True, read_only=True, lock_timeout_ms=lock_timeout_ms,
+                       statement_timeout_ms=statement_timeout_ms)
         if not schema_sql:
             from ..pg.connection import describe
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -41,22 +40,25 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
     from ..reconcile.planfile import plan_to_file
     from ..render import render_json, render_markdown, render_sql, render_text
     from ..spec import parse_selection
+    from ..spec.files import write_output
 
     spec = load_spec_files(files)
     desired = check_spec(spec)
     check_queries(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     timeouts = _timeouts(lock_timeout, statement_timeout, build_timeout)
-    with _connection(database, schema_sql) as (conn, _):
+    with _connection(database, schema_sql, lock_timeout_ms=timeouts.lock_ms,
+                     statement_timeout_ms=timeouts.statement_ms) as (conn, _):
         the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection)
         the_plan = simulate(conn, the_plan, spec, throwaway=bool(schema_sql), lock_timeout_ms=timeouts.lock_ms)
     renderers = {"text": lambda p: render_text(p, _color(sys.stdout)), "json": render_json,
                  "markdown": render_markdown, "sql": render_sql}
     click.echo(renderers[fmt](the_plan), nl=False)
     if out:
-        Path(out).write_text(plan_to_file(the_plan, spec.files))
+        write_output(out, plan_to_file(the_plan, spec.files, spec.digest), "plan file")
         if fmt == "text":
-            note(f"Saved the plan to {out}; run `reconciler apply --plan {out}`.")
+            same_spec = "".join(f" -f {f}" for f in files or ())
+            note(f"Saved the plan to {out}; run `reconciler apply{same_spec} --plan {out}`.")
     if detailed_exitcode and not the_plan.empty:
         sys.exit(EXIT_CHANGES)
 

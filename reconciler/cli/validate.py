@@ -25,6 +25,7 @@ from .options import (
 def validate(files, database, schema_sql, fmt):
     """Check a spec: offline always; against a database with --database / --schema-sql."""
     from ..app import validate as v
+    from ..core.display import shown
 
     spec = load_spec_files(files)
     problems, defs = v.offline(spec)
@@ -36,7 +37,7 @@ def validate(files, database, schema_sql, fmt):
         click.echo(json.dumps({"valid": not errors, "problems": [p.__dict__ for p in problems]}, indent=2))
     else:
         for p in problems:
-            click.echo(p.line(), err=p.severity == "error")
+            click.echo(shown(p.line()), err=p.severity == "error")
         if not errors and not OUTPUT.quiet:
             queries = f" and {len(spec.queries)} quer{'y' if len(spec.queries) == 1 else 'ies'}" if spec.queries else ""
             click.echo(f"{len(spec.entries)} index(es){queries} in {len(spec.files)} file(s): valid"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 
-from .ident import qualified, quote_ident
+from .ident import UnsafeSQLValue, opclass_sql, options_sql, qualified, quote_ident
+from .lexical import fragment_problem
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,16 @@ class KeyPart:
             object.__setattr__(self, "sql", self.expr if self.is_expression else quote_ident(self.expr))
 
     def ddl(self, ordered: bool = True) -> str:
-        """This key as it appears inside CREATE INDEX (...)."""
+        """This key as it appears inside CREATE INDEX (...): names quoted, the operator class
+        rebuilt from its parts, an expression only when it stays one expression."""
+        if self.is_expression:
+            _check_fragment(self.sql, "expression")
         text = self.sql if not self.is_expression or _is_parenthesized_call(self.sql) else f"({self.sql})"
         if self.collation:
             text += f" COLLATE {quote_ident(self.collation)}"
         if self.opclass:
-            text += f" {self.opclass}"
+            # rebuilt from its parsed parts: a spec value is never pasted into DDL
+            text += f" {opclass_sql(self.opclass)}"
         if ordered:
             if self.desc:
                 text += " DESC"
@@ -50,6 +55,12 @@ class KeyPart:
 
     def describe(self) -> str:
         return self.ddl()
+
+
+def _check_fragment(text: str, what: str) -> None:
+    problem = fragment_problem(text)
+    if problem:
+        raise UnsafeSQLValue(f"{what} {text!r} {problem}")
 
 
 def _is_parenthesized_call(sql: str) -> bool:
@@ -132,7 +143,11 @@ class IndexDef:
     def create_sql(self, *, concurrently: bool = True, only: bool = False, name: str | None = None,
                    table: str | None = None, with_tablespace: bool = True) -> str:
         """CREATE INDEX for this definition. Never IF NOT EXISTS: with CONCURRENTLY it would keep
-        an INVALID leftover as if it were the index (squawk issue 1230)."""
+        an INVALID leftover as if it were the index (squawk issue 1230).
+
+        Every name is quoted as an identifier, operator classes and storage options are printed
+        back from their checked parts, and expressions and the predicate must each stay one
+        expression (`core.lexical`); anything else raises UnsafeSQLValue instead of being sent."""
         ordered = self.method == "btree"
         parts = ["CREATE"]
         if self.unique:
@@ -148,17 +163,18 @@ class IndexDef:
             parts.append("ONLY")
         parts.append(table or self.qualified_table)
         if self.method != "btree":
-            parts.append(f"USING {self.method}")
+            parts.append(f"USING {quote_ident(self.method)}")
         sql = " ".join(parts) + " (" + ", ".join(k.ddl(ordered) for k in self.keys) + ")"
         if self.include:
             sql += " INCLUDE (" + ", ".join(quote_ident(c) for c in self.include) + ")"
         if self.nulls_not_distinct:
             sql += " NULLS NOT DISTINCT"
         if self.options:
-            sql += " WITH (" + ", ".join(f"{k} = {v}" for k, v in self.options) + ")"
+            sql += " WITH (" + options_sql(self.options) + ")"
         if self.tablespace and with_tablespace:
             sql += f" TABLESPACE {quote_ident(self.tablespace)}"
         if self.where is not None:
+            _check_fragment(self.where_sql, "predicate")
             sql += f" WHERE {self.where_sql}"
         return sql
 

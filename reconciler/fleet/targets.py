@@ -33,7 +33,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ReconcilerError
@@ -188,14 +187,9 @@ class TargetsFile:
 
 def load_targets(path: str) -> TargetsFile:
     """Read and check a targets file."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read(4 * 1024 * 1024 + 1)
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise TargetsError(f"{path}: cannot read the targets file: {reason}") from None
-    if len(text) > 4 * 1024 * 1024:
-        raise TargetsError(f"{path}: the targets file is over 4 MB; list the databases with `discover` instead")
+    from ..spec.files import read_input
+
+    text = read_input(path, "targets file", limit=4 * 1024 * 1024, error=TargetsError)
     return parse_targets(text, path)
 
 
@@ -259,38 +253,13 @@ def discovered_targets(seed: Target, columns: Sequence[str], rows: Sequence[Sequ
 
 
 def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict]:
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        loader = loader_cls(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise TargetsError(f"{file}:{mark.line + 1 if mark else 1}: YAML syntax error: {problem}") from None
-    if node is None:
+    """The document and the line of each key, read like a spec: no alias, merge key or deep
+    nesting, one error with file:line (`spec.load.read_yaml`)."""
+    from ..spec.load import read_yaml
+
+    data, lines = read_yaml(text, file, TargetsError)
+    if data is None:
         raise TargetsError(f"{file}:1: the file is empty; expected 'version: 1' and 'targets:'")
-    lines: dict = {}
-
-    def walk(n: yaml.Node, path: tuple) -> None:
-        if isinstance(n, yaml.MappingNode):
-            keys: set = set()
-            for k, v in n.value:
-                if k.value in keys:
-                    raise TargetsError(f"{file}:{k.start_mark.line + 1}: {_dotted(path + (k.value,))}: key "
-                                       f"{k.value!r} appears twice")
-                keys.add(k.value)
-                lines[path + (k.value,)] = k.start_mark.line + 1
-                walk(v, path + (k.value,))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                lines[path + (i,)] = item.start_mark.line + 1
-                walk(item, path + (i,))
-
-    walk(node, ())
     return data, lines
 
 

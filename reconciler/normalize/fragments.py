@@ -9,6 +9,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from ..core.lexical import fragment_problem
 from ..errors import SQLFragmentError
 
 DIALECT = Postgres()
@@ -36,6 +37,10 @@ _VOLATILE_FUNCTIONS = frozenset(
 )
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _fail(what: str, text: str, message: str, hint: str | None = None) -> SQLFragmentError:
     return SQLFragmentError(f"{what} {text!r}: {message}", hint)
 
@@ -47,6 +52,12 @@ def parse_fragment(text: str, what: str = "expression") -> exp.Expression:
     >>> parse_fragment('"deletedAt" IS NULL').sql("postgres")
     '"deletedAt" IS NULL'
     """
+    # PostgreSQL's own lexical rules first: sqlglot's tokenizer reads some strings differently
+    # (backslashes), and the fragment is sent to the server, not to sqlglot.
+    problem = fragment_problem(text)
+    if problem:
+        hint = "remove the -- or /* */ comment" if "comment" in problem else None
+        raise _fail(what, text, problem, hint)
     try:
         tokens = DIALECT.tokenize(text)
     except TokenError as e:
@@ -64,6 +75,8 @@ def parse_fragment(text: str, what: str = "expression") -> exp.Expression:
     except ParseError as e:
         msg = str(e).splitlines()[0]
         raise _fail(what, text, f"is not a valid SQL expression ({msg})") from None
+    except RecursionError:
+        raise _fail(what, _short(text), "is nested too deeply to read") from None
     trees = [t for t in trees if t is not None]
     if len(trees) != 1:
         raise _fail(what, text, "must be exactly one SQL expression")
@@ -73,7 +86,23 @@ def parse_fragment(text: str, what: str = "expression") -> exp.Expression:
         raise _fail(what, text, f"is a {type(tree).__name__.upper()} statement, not an expression")
     if tree.find(exp.Query):
         raise _fail(what, text, "contains a subquery; PostgreSQL does not allow subqueries in an index")
+    if _depth(tree) > MAX_DEPTH:
+        # the comparison rules walk trees recursively: refuse here, with the entry's file:line,
+        # what they could not walk later
+        raise _fail(what, _short(text), f"is nested more than {MAX_DEPTH} levels deep")
     return tree
+
+
+MAX_DEPTH = 500
+
+
+def _depth(tree: exp.Expression) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((child, d + 1) for child in node.iter_expressions())
+    return deepest
 
 
 def volatile_functions(text: str, what: str = "expression") -> list[str]:

@@ -12,6 +12,17 @@ from .rules import bare_column
 
 
 def spec_entry_to_def(entry) -> IndexDef:
+    """One spec entry (`spec.Entry`) → IndexDef; see `_entry_to_def`. A fragment that exhausts
+    recursion or arithmetic while it is read (thousands of nested operators) is an error of
+    that entry, with its file:line, like any other."""
+    try:
+        return _entry_to_def(entry)
+    except (RecursionError, OverflowError, ValueError) as e:
+        raise SQLFragmentError(f"{entry.where}: index {entry.name!r}: cannot read this entry's SQL "
+                               f"({type(e).__name__}: it is nested too deeply or too large)") from None
+
+
+def _entry_to_def(entry) -> IndexDef:
     """One spec entry (`spec.Entry`) → IndexDef, checking every SQL fragment on the way.
 
     Errors name the file, line, index and field: ``indexes.yaml:12: index 'x': where: ...``.

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from ..core.ident import qualified
+from ..core.ident import UnsafeSQLValue, qualified
 from ..core.index import IndexDef
 from ..errors import DatabaseError
 from .catalog import index_def_from_row, read_index_rows, server_version
+from .connection import execute_one
 
 
 class ReadOnlySession(DatabaseError):
@@ -33,31 +35,50 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
     ``CREATE TEMP TABLE (LIKE table)`` (same column names, types and collations), then each
     index on it, each under its own savepoint so that one refusal (a non-IMMUTABLE function, an
     unknown operator class) does not hide the others. Returns {position in defs: result}.
-    Raises DatabaseError when the session cannot write at all (hot standby, READ ONLY role).
+    Raises ReadOnlySession when the session cannot or must not write (hot standby, a role or
+    database configured read-only).
+
+    The spec reaches the server here, during commands that promise not to change anything, so:
+    every statement goes alone through the extended protocol (`execute_one`: a string of
+    several is refused, so no `COMMIT` can end the rolled-back transaction), the DDL is built by
+    `IndexDef.create_sql` (names quoted, operator classes and options rebuilt from checked
+    parts, fragments checked lexically), and a read-only session (`connect(read_only=True)`)
+    opens this one transaction READ WRITE: anything that escaped it would run read-only.
     """
     out: dict[int, Canonicalized] = {}
     if not defs:
         return out
     version = server_version(conn)
+    _refuse_read_only(conn)
+    if conn.info.transaction_status == TransactionStatus.INTRANS:
+        # an implicit transaction of earlier reads: the probe needs a transaction of its own
+        # (SET TRANSACTION READ WRITE must come first), and those reads changed nothing
+        conn.rollback()
     temp_for: dict[tuple[str, str], str] = {}
     created: dict[int, str] = {}
     try:
         with conn.transaction(force_rollback=True):
+            execute_one(conn, "SET TRANSACTION READ WRITE")
             if conn.execute("SHOW lock_timeout").fetchone()[0] == "0":
                 # `plan` sets none; apply's own lock timeout (and its retries) prevail
-                conn.execute("SET LOCAL lock_timeout = '5s'")
-            conn.execute("SET LOCAL statement_timeout = '60s'")
+                execute_one(conn, "SET LOCAL lock_timeout = '5s'")
+            execute_one(conn, "SET LOCAL statement_timeout = '60s'")
             for i, d in enumerate(defs):
                 key = (d.schema, d.table)
                 try:
+                    real_sql = d.create_sql(concurrently=False, name=f"rc_probe_{i}",
+                                            table=f"pg_temp.{temp_for.get(key, _next_temp(temp_for))}",
+                                            with_tablespace=False)
+                except UnsafeSQLValue as e:
+                    out[i] = Canonicalized(None, str(e), "")
+                    continue
+                try:
                     with conn.transaction():
                         if key not in temp_for:
-                            temp = f"rc_probe_t{len(temp_for)}"
-                            conn.execute(f"CREATE TEMP TABLE {temp} (LIKE {qualified(*key)})")
+                            temp = _next_temp(temp_for)
+                            execute_one(conn, f"CREATE TEMP TABLE {temp} (LIKE {qualified(*key)})")
                             temp_for[key] = temp
-                        real_sql = d.create_sql(concurrently=False, name=f"rc_probe_{i}",
-                                                table=f"pg_temp.{temp_for[key]}", with_tablespace=False)
-                        conn.execute(real_sql)
+                        execute_one(conn, real_sql)
                         created[i] = real_sql
                 except psycopg.errors.ReadOnlySqlTransaction as e:
                     raise ReadOnlySession(
@@ -96,3 +117,24 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
     except psycopg.OperationalError as e:
         raise DatabaseError(f"lost the connection while canonicalizing: {e}") from e
     return out
+
+
+def _next_temp(temp_for: dict) -> str:
+    return f"rc_probe_t{len(temp_for)}"
+
+
+def _refuse_read_only(conn: psycopg.Connection) -> None:
+    """A standby cannot write at all; a role or database whose administrator made its
+    transactions read-only by default (reset_val: the value before our session's SET) must not
+    be made to write, even temp tables. Either way: compare by text alone."""
+    recovery, configured = conn.execute(
+        "SELECT pg_is_in_recovery(), (SELECT reset_val FROM pg_settings WHERE name = "
+        "'default_transaction_read_only')").fetchone()
+    if conn.info.transaction_status == TransactionStatus.INTRANS and not conn.autocommit:
+        conn.rollback()
+    if recovery:
+        raise ReadOnlySession("the server cannot canonicalize indexes in a read-only session (a standby)",
+                              "plan compares by text alone on a standby")
+    if configured == "on":
+        raise ReadOnlySession("the server cannot canonicalize indexes in a read-only session "
+                              "(default_transaction_read_only is on for this role or database)")

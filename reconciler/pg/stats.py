@@ -73,7 +73,7 @@ def _node(cur, name: str, role: str) -> tuple[NodeStats, dict]:
 
 
 def read_stats(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None, *,
-               patterns: Iterable[str] = (), lock_timeout_ms: int = 2000, statement_timeout_ms: int = 60000,
+               patterns: Iterable[tuple[str, str]] = (), lock_timeout_ms: int = 2000, statement_timeout_ms: int = 60000,
                retries: int = 3, definitions: bool = True) -> StatsSnapshot:
     """The statistics of the given (schema, table) pairs and their partition trees (or of every
     user table when `tables` is None), in one READ ONLY transaction.
@@ -123,7 +123,7 @@ def _read(conn, tables, patterns, lock_ms, stmt_ms, definitions) -> StatsSnapsho
         node, info = _node(dcur, "primary", "primary")
         cur.execute(_sql("health_tables.sql"), {
             "all": tables is None, "schemas": [p[0] for p in pairs], "tables": [p[1] for p in pairs],
-            "patterns": patterns})
+            "schema_likes": [p[0] for p in patterns], "table_likes": [p[1] for p in patterns]})
         trows = _fetch(cur, _TABLE_COLUMNS)
         skipped = tuple(f"{r[1]}.{r[2]}" for r in trows if r[4])
         open_oids = [r[0] for r in trows if not r[4]]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.ident import qualified, quote_ident, quote_literal
+from ..core.ident import dollar_quote, qualified, quote_ident, quote_literal
 from ..core.index import IndexDef
 from ..core.hazards import Hazard, HazardCode
 from ..core.kinds import Action, OpKind
@@ -119,14 +119,18 @@ def _partition_ops(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:
 def rename_children_sql(schema: str, parent: str) -> str:
     """Rename every partition index under `parent` to `<name>_rcold_<md5 prefix>` in one
     statement (atomic, so a lock timeout retries it whole); names stay within 63 bytes."""
+    # The name is inside a literal (quote_literal: E'' when needed, so it reads the same under
+    # either standard_conforming_strings) inside a dollar-quoted body whose tag the name does
+    # not contain: nothing in a name can end either early.
     regclass = quote_literal(qualified(schema, parent))
-    return ("DO $rc$ DECLARE r record; base text; BEGIN "
+    body = (" DECLARE r record; base text; BEGIN "
             "FOR r IN SELECT n.nspname, c.relname FROM pg_partition_tree(" + regclass + "::regclass) t "
             "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE t.level > 0 AND c.relname !~ '_rcold_[0-9a-f]{8}$' LOOP "
             "base := r.relname; WHILE octet_length(base) > 48 LOOP base := left(base, length(base) - 1); END LOOP; "
             "EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', r.nspname, r.relname, "
-            "base || '_rcold_' || left(md5(r.relname), 8)); END LOOP; END $rc$")
+            "base || '_rcold_' || left(md5(r.relname), 8)); END LOOP; END ")
+    return "DO " + dollar_quote(body)
 
 
 def _unique_check(d: IndexDef, c: Change, t: Timeouts) -> list[Operation]:

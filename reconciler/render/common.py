@@ -1,6 +1,11 @@
-"""What every format shares: symbols, verbs, colors, the summary line, titles."""
+"""What every format shares: symbols, verbs, colors, the summary line, titles.
+
+Names, reasons and messages come from the database and the spec: every format prints them
+through `core.display.shown` (or its JSON and markdown counterparts), so a newline or an
+escape code in a name cannot start a line of its own or drive a terminal."""
 from __future__ import annotations
 
+from ..core.display import shown
 from ..core.kinds import Action, DriftKind
 from ..core.plan import Change, Plan
 
@@ -40,9 +45,10 @@ def summary_line(plan: Plan) -> str:
 
 
 def _title(c: Change) -> str:
+    """`schema.index on table`, every name made printable (`core.display.shown`)."""
     if c.action is Action.RENAME:
-        return f"{c.schema}.{c.old_name} → {c.index} on {c.table}"
-    return f"{c.schema}.{c.index} on {c.table}"
+        return f"{shown(c.schema)}.{shown(c.old_name)} → {shown(c.index)} on {shown(c.table)}"
+    return f"{shown(c.schema)}.{shown(c.index)} on {shown(c.table)}"
 
 
 def _not_changed(plan: Plan) -> list:

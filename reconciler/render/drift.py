@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..core.display import json_safe, shown
 from ..core.kinds import Action, DriftKind
 from ..core.plan import PLAN_FORMAT_VERSION, Plan
 
@@ -32,9 +33,9 @@ def render_drift(plan: Plan, fmt: str = "text") -> str:
     """Every difference on managed tables: the plan's changes plus what it leaves alone."""
     items = drift_items(plan)
     if fmt == "json":
-        return json.dumps({"format_version": PLAN_FORMAT_VERSION, "in_sync": not items, "drift": items},
-                          indent=2, ensure_ascii=False) + "\n"
+        return json_safe(json.dumps({"format_version": PLAN_FORMAT_VERSION, "in_sync": not items, "drift": items},
+                                    indent=2, ensure_ascii=False)) + "\n"
     if not items:
         return "No drift: the managed indexes match the spec.\n"
-    lines = [f"{i['kind']:<11} {i['schema']}.{i['index']} on {i['table']}: {i['detail']}" for i in items]
+    lines = [shown(f"{i['kind']:<11} {i['schema']}.{i['index']} on {i['table']}: {i['detail']}") for i in items]
     return "\n".join(lines) + f"\n{len(items)} difference(s).\n"

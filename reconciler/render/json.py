@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from ..core.display import json_safe
 from ..core.plan import PLAN_FORMAT_VERSION, Plan, PlannedChange
 from .common import summary_counts
 
@@ -29,4 +30,4 @@ def render_json(plan: Plan) -> str:
     if plan.selection:
         doc["partial"] = True
         doc["selection"] = list(plan.selection)
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"

@@ -1,9 +1,16 @@
-"""Plan → a SQL script for psql (autocommit, one statement at a time)."""
+"""Plan → a SQL script for psql (autocommit, one statement at a time).
+
+The script means what it shows: names in statements are quoted identifiers (a name with a
+control character is a Unicode-escaped identifier), literals are written so that they read
+the same under either standard_conforming_strings (and the script sets it on, as our own
+sessions do, for the spec's fragments), and every comment line is made printable, so no name
+or reason can end a comment and start a line psql would run (`\\! shell command`)."""
 from __future__ import annotations
 
 import hashlib
 
-from ..core.ident import qualified
+from ..core.display import shown
+from ..core.ident import qualified, quote_literal
 from ..core.kinds import OpKind
 from ..core.plan import Plan
 from .common import _title, summary_line
@@ -12,15 +19,15 @@ from .common import _title, summary_line
 def render_sql(plan: Plan) -> str:
     out = ["-- reconciler plan: run with psql in autocommit, one statement at a time",
            "-- (CONCURRENTLY cannot run in a transaction block; partition steps use psql's \\gset).",
-           "-- " + summary_line(plan), ""]
+           "-- " + summary_line(plan), "SET standard_conforming_strings = on;", ""]
     for pc in plan.changes:
         c = pc.change
         out.append(f"-- {c.action} {_title(c)}")
         for r in c.reasons:
-            out.append(f"--   {r}")
+            out.append(f"--   {shown(r)}")
         for op in pc.operations:
             if op.kind is OpKind.CHECK_UNIQUE:
-                out.append(f"-- duplicate check (must return no row): {op.sql};")
+                out.append(f"-- duplicate check (must return no row): {shown(op.sql)};")
                 continue
             if op.kind is OpKind.ATTACH:
                 parent = qualified(c.schema, c.index) if op.parent == c.desired.qualified_table else \
@@ -34,7 +41,7 @@ def render_sql(plan: Plan) -> str:
                 # PostgreSQL names the partition's index; look it up for the ATTACH (psql \gset)
                 out.append("SELECT format('%I.%I', n.nspname, c.relname) AS " + _psql_var(op.table)
                            + " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON "
-                           f"n.oid = c.relnamespace WHERE i.indrelid = {_literal(op.table)}::regclass AND NOT "
+                           f"n.oid = c.relnamespace WHERE i.indrelid = {quote_literal(op.table)}::regclass AND NOT "
                            "c.relispartition ORDER BY c.oid DESC LIMIT 1 \\gset")
                 continue
             out.append(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms';")
@@ -46,7 +53,3 @@ def render_sql(plan: Plan) -> str:
 
 def _psql_var(table: str) -> str:
     return "rc_" + hashlib.md5(table.encode()).hexdigest()[:8]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

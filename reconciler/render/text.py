@@ -1,12 +1,14 @@
 """Plan → Terraform-like text for a terminal."""
 from __future__ import annotations
 
+from ..core.display import shown
 from ..core.plan import Plan
 from .common import COLOR, SYMBOL, _not_changed, _title, partial_note, summary_line
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
     def paint(code: str, s: str) -> str:
+        s = shown(s)   # our own escape codes only: the text's are made visible first
         return f"\033[{code}m{s}\033[0m" if color else s
 
     out: list[str] = []
@@ -19,7 +21,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
         c = pc.change
         out.append(paint(COLOR[c.action], f"{SYMBOL[c.action]} {c.action} {_title(c)}"))
         for r in c.reasons:
-            out.append(f"    {r}")
+            out.append(f"    {shown(r)}")
         for op in pc.operations:
             out.append(paint("2", f"    sql: {op.sql};"))
         for h in pc.hazards:
@@ -34,7 +36,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
     if extras:
         out.append("Not changed by this plan:")
         for d in extras:
-            out.append(f"  ? {d.schema}.{d.index} on {d.table}: {d.message}")
+            out.append(shown(f"  ? {d.schema}.{d.index} on {d.table}: {d.message}"))
         out.append("")
     out.append(paint("1", summary_line(plan)))
     return "\n".join(out) + "\n"

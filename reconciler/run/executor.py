@@ -28,7 +28,9 @@ from ..core.ident import qualified
 from ..core.index import IndexDef
 from ..core.kinds import Action, OpKind
 from ..core.plan import Operation, Plan, PlannedChange
+from ..core.redact import redact_query
 from ..errors import ApplyError
+from ..reconcile.naming import reindex_leftover_names, unnamed_index_names
 from . import events as ev
 from .wait import POLL_EVERY_SECOND, SYSTEM, Backoff, Clock, GaveUp, NotYet, wait_until
 
@@ -64,19 +66,26 @@ class Executor:
     retries: int = 5
     monitor_dsn: str | None = None
     verify: Callable[[PlannedChange], str | None] | None = None   # returns a problem or None
-    # (schema, table, desired) → [(index name, valid, (schema, name) of the index it is attached to)]
-    find_on_partition: Callable[[str, str, IndexDef], list[tuple[str, bool, tuple[str, str] | None]]] | None = None
+    # (schema, table, desired) → [(index name, valid, (schema, name) of the index it is attached to, oid)]
+    find_on_partition: Callable[[str, str, IndexDef], list[tuple[str, bool, tuple[str, str] | None, int]]] | None = None
     progress_interval: float = 1.0
     sent: list[str] = field(default_factory=list)
     backoff_base: float = 0.2                              # first retry delay (s); doubles, jittered
     clock: Clock = SYSTEM
     outcomes: list[Outcome] = field(default_factory=list)
     _partition_index: dict = field(default_factory=dict)   # (change, table) → its index (schema, name)
+    _cleanups: dict = field(default_factory=dict)          # id(operation) → its cleanup (see _cleanup_of)
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def run_sql(self, sql: str, params=None):
+        """Send one statement through the extended query protocol, which refuses a string of
+        several: whatever a statement's text holds, it runs as one statement. psycopg uses the
+        simple protocol when there are no parameters, so the result format is set to binary to
+        force the extended one."""
         self.sent.append(sql)
+        if params is None:
+            return self.conn.execute(sql, prepare=False, binary=True)
         return self.conn.execute(sql, params, prepare=False)
 
     def _set_timeouts(self, op: Operation) -> None:
@@ -118,11 +127,9 @@ class Executor:
         try:
             if self.conn.info.transaction_status != 0:  # not idle: the cancel left us mid-statement
                 self.conn.cancel_safe() if hasattr(self.conn, "cancel_safe") else self.conn.cancel()
-            if op.kind is OpKind.BUILD:
-                self._drop_invalid(pc.change.schema, op.target, op)
+            cleanup = self._cleanups.get(id(op))
+            if cleanup is not None and cleanup():
                 self.emit(ev.Cleanup(op.target, "interrupted: removed the INVALID leftover of the cancelled build"))
-            elif op.kind is OpKind.REINDEX:
-                self._drop_ccnew(pc.change.schema, op.target)
         except (psycopg.Error, KeyboardInterrupt):
             self.emit(ev.Info("interrupted: could not clean up; the next plan shows what remains and the next "
                               "apply finishes it"))
@@ -141,7 +148,7 @@ class Executor:
             self._set_timeouts(op)
             rows = self._with_retries(op, lambda: self.run_sql(op.sql).fetchall())
             if rows:
-                sample = "; ".join("(" + ", ".join(repr(v) for v in r[:-1]) + f") ×{r[-1]}" for r in rows)
+                sample = "; ".join("(" + ", ".join(_shown(v) for v in r[:-1]) + f") ×{r[-1]}" for r in rows)
                 raise ApplyError(f"cannot build UNIQUE index {op.target}: duplicate keys exist, e.g. {sample}",
                                  "remove the duplicates (or make the index non-unique), then apply again")
             return
@@ -165,9 +172,9 @@ class Executor:
         self._set_timeouts(op)
         cleanup = None
         if kind is OpKind.BUILD:
-            cleanup = lambda: self._drop_invalid(pc.change.schema, op.target, op)
+            cleanup = self._cleanup_of(op, {op.target})
         elif kind is OpKind.REINDEX:
-            cleanup = lambda: self._drop_ccnew(pc.change.schema, op.target)
+            cleanup = self._cleanup_of(op, set(reindex_leftover_names(op.target)))
         self._with_retries(op, lambda: self._run_with_progress(op), cleanup)
 
     def _with_retries(self, op: Operation, fn: Callable, cleanup: Callable | None = None):
@@ -265,26 +272,48 @@ class Executor:
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def _drop_invalid(self, schema: str, name: str | None, op: Operation) -> None:
-        """Remove the INVALID index a failed or cancelled build left under `name`. Bounded by the
-        timeouts of `op` (DROP INDEX CONCURRENTLY waits for every session holding a lock on the
-        table: with no lock_timeout it would wait as long as the session that made the build fail)."""
-        if not name:
-            return
-        state = self._index_state(schema, name)
-        if state and not state[0] and not state[1]:
-            self._set_timeouts(op)
-            self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
-            self.emit(ev.Cleanup(name, "dropped the INVALID leftover of a failed build"))
+    # Cleanup drops only what this run made: an INVALID index on the statement's own table that
+    # was not there before the statement (its OID is new) and whose name is the one the
+    # statement gives it (or one PostgreSQL chooses for it: `reconcile.naming`), compared as
+    # text. Never a name pattern, never an index of another table, never one being built.
 
-    def _drop_ccnew(self, schema: str, name: str | None) -> None:
-        """REINDEX CONCURRENTLY leaves `<name>_ccnew` (INVALID) behind when it fails."""
+    def _indexes_on(self, table: str) -> dict[int, tuple[str, str, bool, bool]]:
+        """oid → (schema, name, valid, being built by another session) of every index on `table`
+        (a qualified name, bound as a parameter)."""
         rows = self.conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON "
-            "i.indexrelid = c.oid WHERE n.nspname = %s AND c.relname ~ ('^' || %s || '_ccnew[0-9]*$') "
-            "AND NOT i.indisvalid", (schema, name)).fetchall()
-        for (leftover,) in rows:
-            self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, leftover)}")
+            "SELECT c.oid, n.nspname, c.relname, i.indisvalid, EXISTS (SELECT 1 FROM pg_stat_progress_create_index p "
+            "WHERE p.index_relid = c.oid AND p.pid <> pg_backend_pid()) FROM pg_index i JOIN pg_class c ON "
+            "c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = %s::regclass",
+            (table,)).fetchall()
+        return {oid: (schema, name, valid, busy) for oid, schema, name, valid, busy in rows}
+
+    def _cleanup_of(self, op: Operation, names: set[str]) -> Callable[[], bool]:
+        """The cleanup of one statement, from a snapshot of its table's indexes taken now (before
+        it runs); also kept for an interrupt (`_after_interrupt`)."""
+        before = set(self._indexes_on(op.table)) if op.table else set()
+
+        def cleanup() -> bool:
+            dropped = False
+            for oid, (schema, name, valid, busy) in self._indexes_on(op.table).items() if op.table else ():
+                if oid not in before and name in names and not valid and not busy:
+                    self._drop_leftover(schema, name, op)
+                    dropped = True
+            return dropped
+
+        self._cleanups[id(op)] = cleanup
+        return cleanup
+
+    def _drop_leftover(self, schema: str, name: str, op: Operation) -> None:
+        """DROP one INVALID leftover, bounded by the timeouts of `op` (DROP INDEX CONCURRENTLY
+        waits for every session holding a lock on the table: with no lock_timeout it would wait
+        as long as the session that made the build fail)."""
+        self._set_timeouts(op)
+        self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
+        self.emit(ev.Cleanup(name, "dropped the INVALID leftover of a failed build"))
+
+    def _being_built(self, schema: str, name: str) -> bool:
+        state = self._index_state(schema, name)
+        return state is not None and state[1]
 
     def _rename(self, op: Operation, pc: PlannedChange) -> None:
         c = pc.change
@@ -308,7 +337,7 @@ class Executor:
 
         def old_transactions(n: int):
             rows = self.conn.execute(
-                "SELECT pid, now() - xact_start AS age, state, left(query, 120) FROM pg_stat_activity "
+                "SELECT pid, now() - xact_start AS age, state, left(query, 4000) FROM pg_stat_activity "
                 "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
                 "AND datname = current_database() AND now() - xact_start > make_interval(secs => %s) "
                 "ORDER BY xact_start", (max(limit_ms, 1000) / 1000.0,)).fetchall()
@@ -316,8 +345,11 @@ class Executor:
 
         def report(w) -> None:
             if w.first:
+                # another session's text holds its values (an ALTER ROLE ... PASSWORD): only the
+                # shape of its statement is shown
                 self.emit(ev.Waiting(op.target, "old transactions would hold up the build; waiting for them to end",
-                                     tuple(ev.Session(p, round(a.total_seconds(), 1), s, q) for p, a, s, q in w.state)))
+                                     tuple(ev.Session(p, round(a.total_seconds(), 1), s, redact_query(q or ""))
+                                           for p, a, s, q in w.state)))
 
         try:
             wait_until(old_transactions, backoff=POLL_EVERY_SECOND, on_wait=report, clock=self.clock,
@@ -341,25 +373,29 @@ class Executor:
             if parent_index is None:
                 raise ApplyError(f"no index on {op.parent} to attach the index of {op.table} to")
         existing = self.find_on_partition(schema, table, d) if self.find_on_partition else []
-        mine = next((n for n, valid, parent in existing if parent == parent_index), None)
+        mine = next((n for n, valid, parent, *_ in existing if parent == parent_index), None)
         if mine is not None:
             self._partition_index[(pc.change.index, op.table)] = (schema, mine)
             self.emit(ev.Skip(index=mine, detail=f"{table}: already attached"))
             return
-        free = [(n, valid) for n, valid, parent in existing if parent is None]
+        free = [(n, valid) for n, valid, parent, *_ in existing if parent is None]
         chosen = next((n for n, valid in free if valid or not leaf), None)
+        # PostgreSQL names an index built on the partition without a name; an INVALID one of
+        # exactly such a name and our definition is what an interrupted run left: drop it.
+        ours = set(unnamed_index_names(table, [None if k.is_expression else k.expr for k in d.keys]
+                                       + list(d.include)))
         for name, valid in free:
-            if leaf and not valid:
-                self._drop_invalid(schema, name, op)
+            if leaf and not valid and name in ours and not self._being_built(schema, name):
+                self._drop_leftover(schema, name, op)
         if chosen is None:
             if leaf:
                 self._wait_for_old_transactions(op)
             self._set_timeouts(op)
-            before = {n for n, _, _ in existing}
+            before = {oid for *_, oid in existing}
             self._with_retries(op, lambda: self._run_with_progress(op),
-                               lambda: self._drop_new_invalid(schema, table, d, before, op) if leaf else None)
+                               self._cleanup_of(op, ours) if leaf else None)
             found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
-            chosen = next((n for n, valid, parent in found if parent is None and n not in before
+            chosen = next((n for n, valid, parent, oid in found if parent is None and oid not in before
                            and (valid or not leaf)), None)
             if chosen is None:
                 raise ApplyError(f"built an index on {op.table} but cannot find it to attach")
@@ -371,12 +407,6 @@ class Executor:
                            d.name, op.table, op.parent)
         self._set_timeouts(attach)
         self._with_retries(attach, lambda: self.run_sql(attach.sql))
-
-    def _drop_new_invalid(self, schema: str, table: str, d: IndexDef, before: set[str], op: Operation) -> None:
-        found = self.find_on_partition(schema, table, d) if self.find_on_partition else []
-        for name, valid, parent in found:
-            if not valid and parent is None and name not in before:
-                self._drop_invalid(schema, name, op)
 
     # -- advisory lock and session checks ----------------------------------------------------
 
@@ -431,6 +461,14 @@ class Executor:
             self.conn.execute("SET client_connection_check_interval = '5s'")
         except psycopg.Error:
             pass
+
+
+def _shown(value) -> str:
+    """A key value of the duplicate sample (binary results: a type without a binary loader
+    arrives as bytes, its text form for most types)."""
+    if isinstance(value, (bytes, memoryview)):
+        value = bytes(value).decode("utf-8", "replace")
+    return repr(value)
 
 
 def _split_qualified(text: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from typing import Iterable
 
 import yaml
 
+from ..core.ident import has_hidden, is_hidden
 from ..core.index import IndexDef, KeyPart
 
 _SHORTHAND_SAFE = re.compile(r"^[^\s()\",:#'\[\]{}&*!|>%@`]+$")
@@ -92,6 +93,33 @@ class _FastDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's e
 _FastDumper.add_representer(list, _list_repr)
 
 
+def _str_repr(dumper: yaml.SafeDumper, data: str):
+    # a name read from the database may hold a newline, an escape code or a bidi override:
+    # written double-quoted, where every such character becomes an escape (see dump_spec)
+    if has_hidden(data):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _str_repr)
+_FastDumper.add_representer(str, _str_repr)
+
+
+def _escape_hidden(text: str) -> str:
+    """Every hidden character of the YAML text as a double-quoted escape: they only occur in
+    the double-quoted scalars `_str_repr` chose, where YAML reads \\uXXXX as the character."""
+    if not has_hidden(text.replace("\n", "")):
+        return text
+    out = []
+    for c in text:
+        if c != "\n" and is_hidden(c):
+            cp = ord(c)
+            out.append(f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = "public",
               managed: list[str] | None = None) -> str:
     entries = [entry(d, default_schema) for d in defs]
@@ -101,11 +129,11 @@ def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = 
         doc["manage"] = {"tables": managed}
     doc["indexes"] = entries
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
-    return header + text
+    return header + _escape_hidden(text)
 
 
 def entry_yaml(d: IndexDef, default_schema: str = "public", comment: str | None = None) -> str:
     """One spec entry as a YAML list item, ready to paste under `indexes:` (used by `health`
     for the entry a finding asks to add)."""
-    return yaml.dump([entry(d, default_schema, comment)], Dumper=_FastDumper, sort_keys=False, allow_unicode=True,
-                     width=120, default_flow_style=False)
+    return _escape_hidden(yaml.dump([entry(d, default_schema, comment)], Dumper=_FastDumper, sort_keys=False,
+                                    allow_unicode=True, width=120, default_flow_style=False))

@@ -5,9 +5,9 @@ sqlglot or psycopg.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +15,17 @@ import yaml
 from pydantic import ValidationError
 
 from ..core.suggest import did_you_mean
-from ..errors import SpecError
-from .models import ColumnSpec, Defaults, Health, IndexSpec, Manage, QuerySpec, SpecFile
-from .queries_file import QueryEntry, read_queries_file
+from ..errors import ReconcilerError, SpecError
+from .files import MAX_INPUT_BYTES, read_input
+from .models import ColumnSpec, Health, IndexSpec, QuerySpec, SpecFile, split_table_glob
+from .queries_file import QueryEntry, parse_queries_sql
 
 
 @dataclass(frozen=True)
 class Entry:
-    """An IndexSpec with where it came from and its resolved schema.
+    """An IndexSpec with where it came from and its resolved schema."""
 
-    `source` is the IndexSpec, or (a large spec read back from the cache) the dump of one that
-    was validated: the model is then only built when something asks for `spec`."""
-
-    source: "IndexSpec | dict"
+    source: IndexSpec
     schema: str
     file: str
     line: int
@@ -36,20 +34,17 @@ class Entry:
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
-    @cached_property
+    @property
     def spec(self) -> IndexSpec:
-        s = self.source
-        if isinstance(s, IndexSpec):
-            return s
-        return IndexSpec.model_construct(**{**s, "columns": [ColumnSpec.model_construct(**c) for c in s["columns"]]})
+        return self.source
 
     @property
     def name(self) -> str:
-        return self.source.name if isinstance(self.source, IndexSpec) else self.source["name"]
+        return self.source.name
 
     @property
     def table(self) -> str:
-        return self.source.table if isinstance(self.source, IndexSpec) else self.source["table"]
+        return self.source.table
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -67,6 +62,7 @@ class Spec:
     table_globs: tuple[str, ...] = ()
     queries: tuple[QueryEntry, ...] = ()
     health: Health = Health()
+    digest: str = ""          # of the files' content (`content_digest`): a saved plan records it
 
     def ignored(self, index_name: str) -> bool:
         return any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
@@ -83,27 +79,83 @@ class Spec:
 # YAML with line numbers
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that also remembers the line of every mapping key and sequence item."""
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe loader with a shortcut in tag resolution, which libyaml asks of Python for
+    every scalar (a third of a large spec's load time): a quoted scalar, or a plain one whose
+    first character starts no implicit type (bool, int, float, null, timestamp, merge), is a
+    string, exactly as the full Resolver decides."""
+
+    _STARTERS = frozenset(k for k in yaml.SafeLoader.yaml_implicit_resolvers if k)
+
+    def resolve(self, kind, value, implicit):
+        if kind is yaml.ScalarNode and (not implicit[0] or (value and value[0] not in self._STARTERS)) \
+                and not self.yaml_path_resolvers and None not in self.yaml_implicit_resolvers:
+            return self.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
+
+MAX_DEPTH = 32   # a spec nests five levels; deeper is not a spec (and would exhaust recursion)
 
 
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
 
-def _compose_lines(node: yaml.Node, path: tuple, lines: dict, file: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set = set()
-        for k, v in node.value:
-            key = k.value
-            if key in seen:
-                raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path + (key,))}: key {key!r} "
-                                "appears twice")
-            seen.add(key)
-            lines[path + (key,)] = k.start_mark.line + 1
-            _compose_lines(v, path + (key,), lines, file)
-    elif isinstance(node, yaml.SequenceNode):
+
+def _build(node: yaml.Node, lines: dict, file: str, loader, path: tuple = (), building: set | None = None) -> Any:
+    """The document's data, built from the composed nodes in one walk that also remembers the
+    line of every mapping key and sequence item and refuses what a spec never needs: duplicate
+    keys, aliases (nine aliases of nine make a billion nodes out of 600 bytes), merge keys, and
+    nesting deeper than MAX_DEPTH (which also bounds this recursion). Strings (nearly every
+    scalar) are taken as they are; other scalars go through PyYAML's safe constructor."""
+    if len(path) > MAX_DEPTH:
+        raise SpecError(f"{file}:{node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; "
+                        "not a reconciler spec")
+    if isinstance(node, yaml.ScalarNode):
+        return node.value if node.tag == _STR_TAG else loader.construct_object(node)
+    if building is None:
+        building = set()
+    key_id = id(node)
+    if key_id in building:
+        raise SpecError(f"{file}:{_line_for(path, lines)}: {_dotted(path)}: YAML aliases (*name) are not "
+                        "allowed in a spec; write the value out")
+    building.add(key_id)
+    if isinstance(node, yaml.SequenceNode):
+        out_list = []
         for i, item in enumerate(node.value):
             lines[path + (i,)] = item.start_mark.line + 1
-            _compose_lines(item, path + (i,), lines, file)
+            out_list.append(_build(item, lines, file, loader, path + (i,), building))
+        return out_list
+    out: dict = {}
+    for k, v in node.value:
+        if not isinstance(k, yaml.ScalarNode):
+            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path)}: a key must be a plain value")
+        key = k.value if k.tag == _STR_TAG else loader.construct_object(k)
+        if key == "<<" and k.tag == "tag:yaml.org,2002:merge":
+            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path)}: YAML merge keys (<<) are not "
+                            "allowed in a spec")
+        if key in out:
+            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path + (key,))}: key {key!r} appears twice")
+        lines[path + (key,)] = k.start_mark.line + 1
+        try:
+            out[key] = _build(v, lines, file, loader, path + (key,), building)
+        except TypeError:   # an unhashable key slipped through construct_object
+            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path)}: a key must be a plain value") from None
+    return out
+
+
+def _failing_scalar(loader, node: yaml.Node) -> int:
+    """The line of the first scalar PyYAML cannot build a value from (a bad timestamp)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.ScalarNode):
+            try:
+                loader.construct_object(n)
+            except Exception:  # noqa: BLE001 - any failure is the one we are looking for
+                return n.start_mark.line + 1
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(v for pair in reversed(n.value) for v in reversed(pair))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(reversed(n.value))
+    return 1
 
 
 def _dotted(path: tuple) -> str:
@@ -121,15 +173,25 @@ def _line_for(path: tuple, lines: dict) -> int:
     return 1
 
 
-def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dict]:
-    """Parse and validate one spec document. Returns the model and the line map."""
+def read_yaml(text: str, file: str, error: type[ReconcilerError] = SpecError) -> tuple[Any, dict]:
+    """One YAML document of an input file → (its data, or None when empty; the line of every
+    mapping key and sequence item), built safely (`_build`: no alias, merge key or deep
+    nesting), every problem one `error` naming file:line."""
+    if len(text) > MAX_INPUT_BYTES:
+        raise error(f"{file}: {len(text):,} characters; an input file may hold at most {MAX_INPUT_BYTES:,} bytes")
+    lines: dict = {}
     try:
-        # One pass: compose (keeps line marks) then construct from the same nodes, with libyaml
+        # One pass: compose (keeps line marks) then build from the same nodes, with libyaml
         # when available: a 12,000-index spec parses in under a second instead of six.
         loader = _FastLoader(text)
         try:
             node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
+            try:
+                data = _build(node, lines, file, loader) if node is not None else None
+            except (ValueError, OverflowError, TypeError) as e:   # e.g. !!timestamp 2024-13-45
+                line = _failing_scalar(loader, node)
+                raise SpecError(f"{file}:{line}: cannot read this value ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
@@ -144,13 +206,24 @@ def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dic
                 problem += f" ({context} that starts on this line)"
             else:
                 problem += f" ({context} that starts on line {context_mark.line + 1})"
-        raise SpecError(f"{file}:{line}: YAML syntax error: {problem}") from None
-    lines: dict = {}
-    if node is None:
+        raise error(f"{file}:{line}: YAML syntax error: {problem}") from None
+    except SpecError as e:
+        if error is SpecError:
+            raise
+        raise error(e.message, e.hint) from None
+    return data, lines
+
+
+def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dict]:
+    """Parse and validate one spec document. Returns the model and the line map."""
+    data, lines = read_yaml(text, file)
+    if data is None:
         raise SpecError(f"{file}:1: the file is empty; expected 'version: 1' and 'indexes:'")
-    _compose_lines(node, (), lines, file)
     if not isinstance(data, dict):
         raise SpecError(f"{file}:1: expected a mapping with 'version' and 'indexes', got {type(data).__name__}")
+    if not set(data) & set(_KNOWN_KEYS["top"]):
+        # not a spec at all (say, a link to /etc/shadow): say so without quoting its content
+        raise SpecError(f"{file}:1: not a reconciler spec: no 'version', 'indexes', 'manage' or 'defaults' key")
     try:
         model = SpecFile.model_validate(data)
     except ValidationError as e:
@@ -222,7 +295,9 @@ def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
             label = f"query {entry['name']!r}: " + (_dotted(path[2:]) if len(path) > 2 else "entry")
     msg = override or err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = f"unknown key {path[-1]!r}" + _suggest_key(path)
+        key = path[-1]
+        shown_key = repr(key) if isinstance(key, str) and re.fullmatch(r"[\w -]{1,40}", key) else "(not shown)"
+        msg = f"unknown key {shown_key}" + _suggest_key(path)
     elif err["type"] == "missing":
         msg = f"required key {path[-1]!r} is missing"
     elif msg.startswith("Value error, "):
@@ -254,38 +329,6 @@ def _suggest_key(path: tuple) -> str:
     return did_you_mean(key, pool) or f" (allowed: {', '.join(pool)})"
 
 
-def _rebuild(data: dict) -> SpecFile:
-    """A SpecFile from the dump of one that was validated (no second validation); its indexes
-    stay dumps until an Entry needs the model."""
-    health = data.get("health") or {}
-    return SpecFile.model_construct(version=data["version"], defaults=Defaults.model_construct(**data["defaults"]),
-                                    manage=Manage.model_construct(**data["manage"]), indexes=data["indexes"],
-                                    health=Health.model_construct(_fields_set=set(health), **{
-                                        **Health().model_dump(), **health}),
-                                    queries=[QuerySpec.model_construct(**q) for q in data.get("queries") or []],
-                                    queries_file=data.get("queries_file"))
-
-
-def _cached_load(text: str, file: str) -> tuple[SpecFile, dict]:
-    """load_spec_text, remembered for large files (see `cache`): YAML parsing dominates a no-op
-    plan of a big spec even with libyaml."""
-    from . import cache
-
-    hit = cache.get("spec", (file, text))
-    if hit is not cache.MISS:
-        try:
-            data, lines = hit
-            return _rebuild(data), lines
-        except Exception:  # noqa: BLE001 - an entry of another shape is a miss
-            pass
-    model, lines = load_spec_text(text, file)
-    dump = model.model_dump(by_alias=True)
-    dump["manage"] = model.manage.model_dump(exclude_unset=True)  # "prune not said" must survive
-    dump["health"] = model.health.model_dump(exclude_unset=True)  # so must "threshold not said"
-    cache.put("spec", (file, text), (dump, lines))
-    return model, lines
-
-
 def load_spec(paths: list[str | Path]) -> Spec:
     """Read and merge spec files (a directory means every *.yaml / *.yml in it, sorted)."""
     files: list[Path] = []
@@ -308,15 +351,14 @@ def load_spec(paths: list[str | Path]) -> Spec:
     health: dict[str, tuple[object, str]] = {}   # threshold -> (value, file:line that set it)
     loaded: dict[Path, Path] = {}
     queries: list[QueryEntry] = []
+    texts: list[str] = []
     for f in files:
         if f.resolve() in loaded:  # `-f . -f indexes.yaml`: one file, read once
             continue
         loaded[f.resolve()] = f
-        try:
-            text = f.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise SpecError(f"{f}: cannot read: {e}") from None
-        model, lines = _cached_load(text, str(f))
+        text = read_input(f, "spec file", error=SpecError)
+        texts.append(text)
+        model, lines = load_spec_text(text, str(f))
         if "prune" in model.manage.model_fields_set:  # a file that does not say keeps the others' value
             if prune is not None and prune != model.manage.prune:
                 raise SpecError(f"{f}:{lines.get(('manage', 'prune'), 1)}: manage.prune is "
@@ -332,7 +374,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
                                 f"{health[key][1]}; the merged spec needs one value")
             health.setdefault(key, (value, where))
         for i, ix in enumerate(model.indexes):
-            schema = (ix.get("schema") if isinstance(ix, dict) else ix.schema_) or model.defaults.schema_
+            schema = ix.schema_ or model.defaults.schema_
             entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1)))
         for i, q in enumerate(model.queries):
             queries.append(QueryEntry(q.name, q.sql, tuple(q.params) if q.params is not None else None,
@@ -341,7 +383,14 @@ def load_spec(paths: list[str | Path]) -> Spec:
         qfiles = model.queries_file
         for j, qf in enumerate([qfiles] if isinstance(qfiles, str) else qfiles or []):
             key_line = lines.get(("queries_file", j)) or lines.get(("queries_file",), 1)
-            queries.extend(read_queries_file(f.parent / qf, f"{f}:{key_line}"))
+            qpath = f.parent / qf
+            try:
+                qtext = read_input(qpath, "queries file", error=SpecError)
+            except SpecError as e:
+                reason = e.message.removeprefix(f"{qpath}: ").removeprefix("cannot read the queries file: ")
+                raise SpecError(f"{f}:{key_line}: queries_file: cannot read {qpath}: {reason}") from None
+            texts.append(qtext)   # part of the spec's content (digest)
+            queries.extend(parse_queries_sql(qtext, str(qpath)))
     seen: dict[tuple[str, str], Entry] = {}
     for e in entries:
         key = (e.schema, e.name)
@@ -356,7 +405,7 @@ def load_spec(paths: list[str | Path]) -> Spec:
                             "(query names are unique)")
         named[q.name] = q
     return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs),
-                tuple(queries), Health(**{k: v for k, (v, _) in health.items()}))
+                tuple(queries), Health(**{k: v for k, (v, _) in health.items()}), content_digest(texts))
 
 
 def query_reference_problems(spec: Spec) -> list[tuple[QueryEntry, str]]:
@@ -370,10 +419,26 @@ def query_reference_problems(spec: Spec) -> list[tuple[QueryEntry, str]]:
     return out
 
 
-def glob_to_regex(glob: str) -> str:
-    """A 'schema.table' glob as a PostgreSQL regular expression over 'schema.table'
-    (a glob without a dot means the table in any schema)."""
-    if "." not in glob:
-        glob = "*." + glob
-    out = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
-    return "^" + out + "$"
+def content_digest(texts) -> str:
+    """A digest of a spec's content: its files' texts in load order, names left out (so that
+    `-f ./indexes.yaml` and `-f indexes.yaml` are one spec)."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest().encode() + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def glob_to_like(glob: str) -> tuple[str, str]:
+    """A 'schema.table' glob (`manage.tables`) as two SQL LIKE patterns (escape character
+    backslash), matched against the schema and the table apart: `public.*` does not match a
+    table of schema "public.x". `*` is any run of characters, `?` one character; the rest is
+    literal. A glob without a dot means the table in any schema."""
+    schema, table = split_table_glob(glob)
+    return _like(schema), _like(table)
+
+
+def _like(glob: str) -> str:
+    out = []
+    for c in glob:
+        out.append("%" if c == "*" else "_" if c == "?" else "\\" + c if c in "%_\\" else c)
+    return "".join(out)

@@ -4,10 +4,12 @@ the database by `app.validate`. Must not import sqlglot or psycopg.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,7 +19,49 @@ from pydantic import (
     model_validator,
 )
 
-from ..core.ident import NAME_MAX_BYTES
+from ..core.ident import (
+    NAME_MAX_BYTES,
+    UnsafeSQLValue,
+    check_option_name,
+    check_option_value,
+    opclass_sql,
+)
+
+# Every value below reaches SQL or a terminal. Names are checked here, where the error can
+# still name file:line: within PostgreSQL's 63-byte limit (longer names are silently
+# truncated, so they would name something else), never a NUL (names and text are C strings
+# on the server). SQL fragments are checked by `normalize`.
+
+
+def _no_nul(v: Any) -> Any:
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("contains a NUL byte, which PostgreSQL cannot store")
+    return v
+
+
+def _name(v: str) -> str:
+    """A literal identifier, case kept."""
+    _no_nul(v)
+    if not v or not v.strip():
+        raise ValueError("must not be empty")
+    if len(v.encode()) > NAME_MAX_BYTES:
+        raise ValueError(f"{v!r} is {len(v.encode())} bytes; PostgreSQL names are at most "
+                         f"{NAME_MAX_BYTES} bytes (longer ones are silently truncated)")
+    return v
+
+
+def _opclass(v: str | None) -> str | None:
+    if v is not None:
+        _no_nul(v)
+        try:
+            opclass_sql(v)
+        except UnsafeSQLValue as e:
+            raise ValueError(str(e)) from None
+    return v
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class ColumnSpec(BaseModel):
@@ -25,12 +69,14 @@ class ColumnSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    column: str | None = Field(None, description="column name, taken literally (case kept)")
-    expression: str | None = Field(None, description="SQL expression (SQL rules: quote \"camelCase\")")
+    column: Name | None = Field(None, description="column name, taken literally (case kept)")
+    expression: Text | None = Field(None, description="SQL expression (SQL rules: quote \"camelCase\")")
     order: Literal["asc", "desc"] | None = None
     nulls: Literal["first", "last"] | None = None
-    opclass: str | None = Field(None, description="operator class, e.g. text_pattern_ops, gin_trgm_ops")
-    collation: str | None = Field(None, description="collation name, e.g. C")
+    opclass: Annotated[str, AfterValidator(_opclass)] | None = Field(
+        None, description="operator class, e.g. text_pattern_ops, gin_trgm_ops, public.gist_trgm_ops(siglen=32) "
+                          "(SQL rules: unquoted names fold to lower case)")
+    collation: Name | None = Field(None, description="collation name, taken literally, e.g. C")
 
     @field_validator("order", "nulls", mode="before")
     @classmethod
@@ -52,6 +98,9 @@ _SHORTHAND = re.compile(r"^\s*(?P<name>.+?)(?:\s+(?P<order>ASC|DESC))?(?:\s+NULL
                         re.I | re.S)
 
 
+_NOT_A_NAME = re.compile(r"[()\s,:]")
+
+
 def parse_shorthand(text: str) -> ColumnSpec:
     """``createdAt DESC NULLS LAST`` → ColumnSpec(column='createdAt', order='desc', nulls='last')."""
     m = _SHORTHAND.match(text)
@@ -60,8 +109,9 @@ def parse_shorthand(text: str) -> ColumnSpec:
     name = m.group("name").strip()
     if name.startswith('"') and name.endswith('"') and len(name) > 1:
         name = name[1:-1].replace('""', '"')
-    elif re.search(r"[()\s,:]", name):
+    elif _NOT_A_NAME.search(name):
         raise ValueError(f"{text!r} is not a column name; use '- expression: {name}' for an expression")
+    _name(name)
     # Every field was checked just above: skip pydantic's validation (a 12,000-entry spec has
     # twice as many columns, and model_validate would be a third of the load time).
     return ColumnSpec.model_construct(column=name, expression=None, order=(m.group("order") or "").lower() or None,
@@ -78,18 +128,18 @@ class IndexSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str = Field(description="index name (≤ 63 bytes), taken literally")
-    table: str = Field(description="table or materialized view, taken literally (case kept)")
-    schema_: str | None = Field(None, alias="schema", description="defaults to defaults.schema")
+    name: Name = Field(description="index name (≤ 63 bytes), taken literally")
+    table: Name = Field(description="table or materialized view, taken literally (case kept)")
+    schema_: Name | None = Field(None, alias="schema", description="defaults to defaults.schema")
     columns: list[Union[str, ColumnSpec]] = Field(min_length=1, description="key columns, in order")
     unique: bool = False
-    include: list[str] = Field(default_factory=list, description="INCLUDE columns (covering index)")
-    where: str | None = Field(None, description="partial index predicate, SQL")
+    include: list[Name] = Field(default_factory=list, description="INCLUDE columns (covering index)")
+    where: Text | None = Field(None, description="partial index predicate, SQL")
     using: str = Field("btree", description="access method: btree|hash|gin|gist|brin|spgist")
     nulls_not_distinct: bool = False
     with_: dict[str, OptionValue] = Field(default_factory=dict, alias="with", description="storage options")
-    tablespace: str | None = None
-    comment: str | None = None
+    tablespace: Name | None = None
+    comment: Text | None = None
     tags: list[str] = Field(default_factory=list, description="labels for `--select tag=NAME` (phased rollout)")
 
     @field_validator("tags")
@@ -100,23 +150,28 @@ class IndexSpec(BaseModel):
                 raise ValueError(f"tag {t!r}: use letters, digits, '_', '-', '.', ':' (no spaces, no '=' or ',')")
         return v
 
-    @field_validator("name", "table")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        if not v or not v.strip():
-            raise ValueError("must not be empty")
-        if len(v.encode()) > NAME_MAX_BYTES:
-            raise ValueError(f"{v!r} is {len(v.encode())} bytes; PostgreSQL names are at most "
-                             f"{NAME_MAX_BYTES} bytes (longer ones are silently truncated)")
-        return v
-
     @field_validator("using", mode="before")
     @classmethod
     def _method(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = v.strip().lower()
-            if not re.fullmatch(r"[a-z_][a-z0-9_]*", v):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", v) or len(v) > NAME_MAX_BYTES:
                 raise ValueError(f"{v!r} is not an access method name")
+        return v
+
+    @field_validator("with_")
+    @classmethod
+    def _options(cls, v: dict) -> dict:
+        # Storage options are printed into WITH (...): names are words, values numbers or words.
+        for key, value in v.items():
+            try:
+                check_option_name(key)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise UnsafeSQLValue(f"{key}: {value!r} is not a storage option value")
+                if not isinstance(value, bool):
+                    check_option_value(str(value))
+            except UnsafeSQLValue as e:
+                raise ValueError(str(e)) from None
         return v
 
     @field_validator("columns", mode="before")
@@ -167,7 +222,35 @@ class QuerySpec(BaseModel):
 
 class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_: str = Field("public", alias="schema")
+    schema_: Name = Field("public", alias="schema")
+
+
+def _table_glob(v: str) -> str:
+    _no_nul(v)
+    split_table_glob(v)
+    return v
+
+
+def split_table_glob(glob: str) -> tuple[str, str]:
+    """'schema.table' glob → (schema glob, table glob), split on the first dot outside double
+    quotes; quotes only protect dots and are removed. No dot: the table in any schema."""
+    parts, cur, quoted = [], "", False
+    for c in glob:
+        if c == '"':
+            quoted = not quoted
+        elif c == "." and not quoted and not parts:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+    if quoted:
+        raise ValueError(f"{glob!r}: a double quote is not closed")
+    parts.append(cur)
+    if len(parts) == 1:
+        return "*", parts[0]
+    if not parts[0] or not parts[1]:
+        raise ValueError(f"{glob!r} is not a 'schema.table' glob")
+    return parts[0], parts[1]
 
 
 class Manage(BaseModel):
@@ -175,9 +258,11 @@ class Manage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     prune: bool = Field(False, description="drop indexes on managed tables that the spec does not list")
-    ignore: list[str] = Field(default_factory=list, description="index-name globs never touched nor reported")
-    tables: list[str] = Field(default_factory=list, description="more managed tables, as 'schema.table' globs "
-                              "(e.g. 'public.*'): managed even when no entry names them, so prune can empty them")
+    ignore: list[Text] = Field(default_factory=list, description="index-name globs never touched nor reported")
+    tables: list[Annotated[str, AfterValidator(_table_glob)]] = Field(
+        default_factory=list, description="more managed tables, as 'schema.table' globs (e.g. 'public.*'; "
+        "schema and table match apart, a glob without a dot means any schema; double-quote a name with a "
+        "dot): managed even when no entry names them, so prune can empty them")
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.I)

@@ -37,10 +37,12 @@ _KEYS = ("name", "uses", "params", "budget_ms", "budget_cost")
 
 
 def read_queries_file(path: Path, referenced_at: str) -> list[QueryEntry]:
+    from .files import read_input
+
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        text = read_input(path, "queries file", error=SpecError)
+    except SpecError as e:
+        reason = e.message.removeprefix(f"{path}: ").removeprefix("cannot read the queries file: ")
         raise SpecError(f"{referenced_at}: queries_file: cannot read {path}: {reason}") from None
     return parse_queries_sql(text, str(path))
 

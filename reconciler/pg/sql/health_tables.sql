@@ -3,8 +3,8 @@
 -- ACCESS EXCLUSIVE lock on it or on one of its indexes (ALTER TABLE, DROP/REINDEX INDEX, VACUUM
 -- FULL): its size would have to wait for that lock (PgHero issue 246), so it is skipped, as
 -- pgwatch does; the statistics functions themselves take no lock.
--- Parameters: all (bool), schemas text[], tables text[], patterns text[] (regexes over
--- 'schema.table').
+-- Parameters: all (bool), schemas text[], tables text[], schema_likes text[] and table_likes
+-- text[] (pairs of LIKE patterns, matched against schema and table apart, as in tables.sql).
 WITH named AS (
     SELECT c.oid
     FROM pg_class c
@@ -13,7 +13,8 @@ WITH named AS (
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_(toast|temp_)'
       AND (%(all)s OR (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS m(s, t))
-           OR (n.nspname || '.' || c.relname) ~ ANY (%(patterns)s::text[]))
+           OR EXISTS (SELECT 1 FROM unnest(%(schema_likes)s::text[], %(table_likes)s::text[]) AS p(s, t)
+                      WHERE n.nspname LIKE p.s ESCAPE E'\\' AND c.relname LIKE p.t ESCAPE E'\\'))
 ), expanded AS (
     SELECT oid FROM named
     UNION SELECT pt.relid FROM named, pg_partition_tree(named.oid) pt

@@ -1,7 +1,11 @@
 -- Managed tables: the tables the spec names (or every user table), plus the rest of their
 -- partition trees (ancestors and descendants), with their partition links.
--- Parameters: all (bool), schemas text[], tables text[], patterns text[] (regexes over
--- 'schema.table'), schema_filter text[].
+-- `managed`: named, or below a named table. An ancestor reached only through a named
+-- partition is read for its partition facts but is not managed: its indexes are never
+-- dropped, replaced or renamed through the partition (a partitioned index is every
+-- partition's index).
+-- Parameters: all (bool), schemas text[], tables text[], schema_likes text[] and table_likes
+-- text[] (pairs of LIKE patterns, matched against schema and table apart), schema_filter text[].
 WITH named AS (
     SELECT c.oid
     FROM pg_class c
@@ -10,7 +14,8 @@ WITH named AS (
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_(toast|temp_)'
       AND (%(all)s OR (n.nspname, c.relname) IN (SELECT s, t FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS m(s, t))
-           OR (n.nspname || '.' || c.relname) ~ ANY (%(patterns)s::text[]))
+           OR EXISTS (SELECT 1 FROM unnest(%(schema_likes)s::text[], %(table_likes)s::text[]) AS p(s, t)
+                      WHERE n.nspname LIKE p.s ESCAPE E'\\' AND c.relname LIKE p.t ESCAPE E'\\'))
       AND (cardinality(%(schema_filter)s::text[]) = 0 OR n.nspname = ANY (%(schema_filter)s::text[]))
 ), expanded AS (
     SELECT oid FROM named
@@ -20,7 +25,9 @@ WITH named AS (
 SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples::bigint AS reltuples,
        pg_table_size(c.oid) AS table_bytes,
        (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition) AS parent_oid,
-       c.oid IN (SELECT oid FROM named) AS named
+       c.oid IN (SELECT oid FROM named) AS named,
+       c.oid IN (SELECT oid FROM named)
+           OR EXISTS (SELECT 1 FROM pg_partition_ancestors(c.oid) a WHERE a.relid IN (SELECT oid FROM named)) AS managed
 FROM expanded e
 JOIN pg_class c ON c.oid = e.oid
 JOIN pg_namespace n ON n.oid = c.relnamespace

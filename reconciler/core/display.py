@@ -1,0 +1,48 @@
+"""Text from outside (names in the database, spec values, server messages) made safe to print:
+every character that would not show as itself (a newline, ESC and other controls, bidi
+overrides, zero-width characters) is written as a visible escape, so one item stays on one
+line and a terminal, a SQL script or a pull-request comment shows what is really there. Pure.
+"""
+from __future__ import annotations
+
+from .ident import is_hidden
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+def _escape(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    cp = ord(ch)
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+def shown(text: object) -> str:
+    """`text` on one visible line: hidden characters written as escapes (``\\n``, ``\\x1b``)."""
+    s = str(text)
+    if s.isascii() and s.isprintable():
+        return s
+    return "".join(_escape(c) if is_hidden(c) else c for c in s)
+
+
+def shown_lines(text: str) -> str:
+    """Several lines of text: each line made safe, the line breaks kept."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
+def json_safe(text: str) -> str:
+    """JSON text (from json.dumps) with every hidden character inside its strings written as a
+    \\u escape: json.dumps(ensure_ascii=False) leaves C1 controls, bidi overrides and line
+    separators raw. Outside strings JSON has only ASCII punctuation and whitespace."""
+    if not any(is_hidden(c) for c in text if c not in "\n\t\r "):
+        return text
+    out = []
+    for c in text:
+        if c not in "\n\t\r " and is_hidden(c):
+            cp = ord(c)
+            if cp > 0xFFFF:
+                cp -= 0x10000
+                out.append(f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{cp:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
