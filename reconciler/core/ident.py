@@ -18,6 +18,18 @@ from functools import lru_cache
 NAME_MAX_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
 
 
+def fit_name(head: str, suffix: str = "") -> str:
+    """`head + suffix` within PostgreSQL's name limit: the head is cut (on a character boundary,
+    counting bytes as the server does) so the suffix always survives.
+
+    >>> fit_name("a" * 70, "_1") == "a" * 61 + "_1"
+    True
+    >>> len(fit_name("é" * 40).encode())
+    62
+    """
+    return head.encode()[: NAME_MAX_BYTES - len(suffix.encode())].decode("utf-8", "ignore") + suffix
+
+
 class UnsafeSQLValue(ValueError):
     """A value that cannot be written into SQL as the kind of thing it claims to be."""
 

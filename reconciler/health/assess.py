@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Callable, Iterable
 
-from ..core.ident import qualified
+from ..core.ident import fit_name, qualified
 from ..core.index import IndexDef, KeyPart
 from ..errors import SQLFragmentError
 from ..reconcile.naming import is_leftover
@@ -46,8 +46,6 @@ from .model import (
     TableRow,
     Thresholds,
 )
-
-NAME_MAX_BYTES = 63
 
 
 # ---- small helpers shared with render ----------------------------------------------------------
@@ -519,11 +517,10 @@ def _bloated(cx: _Context) -> None:
 
 def _fk_index_name(fk: ForeignKey, taken: set[tuple[str, str]]) -> str:
     base = "_".join((fk.table, *fk.columns, "idx"))
-    name = base.encode()[:NAME_MAX_BYTES].decode("utf-8", "ignore")
+    name = fit_name(base)
     n = 1
     while (fk.schema, name) in taken:
-        suffix = f"_{n}"
-        name = base.encode()[: NAME_MAX_BYTES - len(suffix)].decode("utf-8", "ignore") + suffix
+        name = fit_name(base, f"_{n}")
         n += 1
     return name
 

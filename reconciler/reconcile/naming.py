@@ -6,7 +6,8 @@ import hashlib
 import re
 from typing import Iterable
 
-NAME_MAX = 63
+from ..core.ident import fit_name
+
 _LEFTOVER = re.compile(r"_rc(old|new)_[0-9a-f]{8}$")
 
 
@@ -18,8 +19,7 @@ def temp_name(name: str, kind: str = "old") -> str:
     """
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
     suffix = f"_rc{kind}_{digest}"
-    head = name.encode()[: NAME_MAX - len(suffix)].decode("utf-8", "ignore")
-    return head + suffix
+    return fit_name(name, suffix)
 
 
 def is_leftover(name: str) -> bool:
