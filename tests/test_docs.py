@@ -320,7 +320,8 @@ def test_ci_recipes_run(recipe, dsn, run_sql, justo_schema, tmp_path):
     if any("PUSHGATEWAY_URL" in extra for _, extra in lines):
         assert pushgateway.received, "the recipe pushed nothing"
         path, body = pushgateway.received[-1]
-        assert path == "/metrics/job/reconciler_drift" and "reconciler_drift_in_sync" in body, (path, body)
+        job = path.rsplit("/", 1)[-1]   # reconciler_drift, reconciler_health: the metrics of that command
+        assert path.startswith("/metrics/job/reconciler_") and f"\n{job}_" in "\n" + body, (path, body)
     if any("apply" in line for line, _ in lines):
         # the recipe deployed: the database now holds the spec's 30 indexes, and plans as in sync
         names = run_sql(dsn, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE "

@@ -6,7 +6,19 @@ import sys
 import click
 
 from .group import cli
-from .options import CONNECTION_HELP, EXIT_CHANGES, EXIT_CODES_HELP, _duration_ms, _echo_err, _spec_option
+from .options import (
+    CONNECTION_HELP,
+    OUTPUT,
+    EXIT_CHANGES,
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    _color,
+    _confirm,
+    _duration_ms,
+    _echo_err,
+    _spec_option,
+    _timeouts,
+)
 
 HEALTH_EXIT_HELP = """
 \b
@@ -48,4 +60,36 @@ def health(files, database, all_tables, replicas, exact, fmt, output, lock_timeo
         sys.exit(EXIT_CHANGES)
 
 
-__all__ = ["health", "EXIT_CODES_HELP"]
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@_spec_option
+@click.option("-d", "--database", help=CONNECTION_HELP)
+@click.option("--index", "indexes", multiple=True, metavar="NAME",
+              help="rebuild this index (NAME or SCHEMA.NAME) whatever its bloat (repeatable)")
+@click.option("--vacuum", is_flag=True, help="VACUUM (ANALYZE) every managed table (the weekly job)")
+@click.option("--exact", is_flag=True, help="confirm bloat with pgstattuple's pgstatindex before rebuilding")
+@click.option("--dry-run", is_flag=True, help="show the plan, run nothing")
+@click.option("--auto-approve", is_flag=True, help="do not ask for confirmation (cron)")
+@click.option("--lock-timeout", default="3s", show_default=True, help="lock wait per statement and try")
+@click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
+@click.option("--build-timeout", default="0", show_default=True,
+              help="limit for one REINDEX, VACUUM or ANALYZE, waits included (0: none)")
+@click.option("--retries", default=5, show_default=True, help="retries of a statement after a lock timeout")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="event log format")
+@click.option("--wait-for-lock", default="0", show_default=True,
+              help="how long to wait when an apply or maintain runs (0: exit 1 at once)")
+def maintain(files, database, indexes, vacuum, exact, dry_run, auto_approve, lock_timeout, statement_timeout,
+             build_timeout, retries, fmt, wait_for_lock):
+    """Upkeep with apply's safety: REINDEX INDEX CONCURRENTLY of bloated indexes, ANALYZE of stale
+    statistics (VACUUM (ANALYZE) with --vacuum), DROP of abandoned INVALID leftovers. Shows the
+    plan first. Exit 0 when every step succeeded."""
+    from ..app.maintain import MaintainOptions, run_maintain
+
+    ok = run_maintain(MaintainOptions(tuple(files or ()), database, tuple(indexes), vacuum, exact, dry_run,
+                                      auto_approve, _timeouts(lock_timeout, statement_timeout, build_timeout),
+                                      retries, fmt, _duration_ms(wait_for_lock, "--wait-for-lock")),
+                      confirm=_confirm, echo=click.echo, color=_color(sys.stdout), quiet=OUTPUT.quiet)
+    if not ok:
+        sys.exit(EXIT_ERROR)

@@ -55,7 +55,8 @@ class OpKind(Kind):
     RENAME = "rename"                      # ALTER INDEX ... RENAME TO
     RENAME_CHILDREN = "rename_children"    # rename every partition index under a parent aside
     DROP = "drop"                          # DROP INDEX [CONCURRENTLY]
-    ANALYZE = "analyze"                    # statistics for a new expression index
+    ANALYZE = "analyze"                    # statistics for a new expression index; maintain: stale ones
+    VACUUM = "vacuum"                      # VACUUM (ANALYZE) of a table (reconciler maintain --vacuum)
     COMMENT = "comment"                    # COMMENT ON INDEX
 
 

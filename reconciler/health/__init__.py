@@ -1,6 +1,7 @@
 """Index health: findings from statistics rows it is handed (unused, duplicate, redundant,
 invalid, bloated, foreign keys without an index, per-table hit ratio, sequential-scan share and
-stale statistics), each with its evidence and the spec edit that fixes it.
+stale statistics), each with its evidence and the spec edit that fixes it; and what
+`reconciler maintain` does about them (`health.maintain`).
 
 Pure: no database (rows come from `pg.stats`), no clock (the server's `now()` comes with the
 rows), no click. Duplicates use the core's comparison (`normalize.same_definition`), never text.

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from ..core.ident import quote_ident
 from ..core.index import IndexDef
-from ..errors import DatabaseError
+from ..errors import DatabaseError, ReconcilerError
 from ..health import (
     BloatInputs,
     ExactBloat,
@@ -284,3 +284,25 @@ def _number(v) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if f != f else f   # NaN: no leaf pages
+
+
+def resolve_indexes(conn: psycopg.Connection, names: Iterable[tuple[str | None, str]]) -> list[tuple[str, str, str, str]]:
+    """(schema or None, index) as given on the command line → (schema, index, table schema,
+    table). An unqualified name may be in any schema, but only in one. Raises ReconcilerError
+    naming the index when there is none, or more than one."""
+    out = []
+    for schema, name in names:
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname, tn.nspname, t.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid "
+            "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+            "WHERE c.relname = %s AND (%s::text IS NULL OR n.nspname = %s) ORDER BY 1",
+            (name, schema, schema)).fetchall()
+        shown = f"{schema}.{name}" if schema else name
+        if not rows:
+            raise ReconcilerError(f"--index {shown}: no such index")
+        if len(rows) > 1:
+            raise ReconcilerError(f"--index {shown}: several schemas have one ({', '.join(r[0] for r in rows)})",
+                                  f"qualify it: --index {rows[0][0]}.{name}")
+        out.append(tuple(rows[0]))
+    return out
