@@ -180,7 +180,7 @@ def test_a_failed_reindex_removes_its_own_copy_and_nothing_else(dsn, run_sql):
     r = cli("maintain", "-d", dsn, "--index", "big_boom", "--auto-approve")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "boom" in r.stdout and "Summary: 0 of 1 step(s) done." in r.stdout
-    assert re.search(r"cleanup: dropped the INVALID copy the failed REINDEX left \(big_boom_ccnew\d+\)", r.stdout), \
+    assert re.search(r"cleanup: dropped the INVALID leftover of a failed build \(big_boom_ccnew\d+\)", r.stdout), \
         r.stdout
     assert invalid(run_sql, dsn) == ["big_boom_ccnew"]
 

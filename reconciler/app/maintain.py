@@ -25,7 +25,7 @@ from ..reconcile.planner import Timeouts
 from ..run import events as ev
 from ..run.executor import Executor
 from ..run.maintain import Maintainer
-from ..spec import Spec, glob_to_regex, load_spec
+from ..spec import Spec, glob_to_like, load_spec
 from .apply import _Printer
 
 
@@ -135,7 +135,7 @@ def _read(conn, spec: Spec | None, named: list[tuple[str, str, str, str]], opts:
     tables are managed (maintain decides on its own only for those)."""
     kw = {"lock_timeout_ms": opts.timeouts.lock_ms, "definitions": False}
     if spec is not None:
-        snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_regex(g) for g in spec.table_globs], **kw)
+        snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs], **kw)
     else:
         snap = stats.read_stats(conn, [], **kw)
     managed = {t.oid for t in snap.tables}

@@ -5,9 +5,11 @@ package): old transactions a REINDEX CONCURRENTLY would wait for are reported an
 first, each try sets its own lock_timeout and statement_timeout, lock timeouts are retried
 with jittered backoff, REINDEX reports pg_stat_progress_create_index and VACUUM / ANALYZE
 their own progress views. A REINDEX that fails, times out or is interrupted leaves an INVALID
-copy (`<name>_ccnew`): only an index this run created is removed, recognized by its OID (new
-since the statement started, on the statement's table, INVALID, not being built by another
-backend), never by a name pattern. This module never decides what to run.
+copy (`<name>_ccnew`): it is removed by the executor's own cleanup rule (`_cleanup_of`), which
+drops only what this run created: an INVALID index on the statement's table whose OID is new
+since the statement started, whose name is one PostgreSQL gives that REINDEX's copy
+(`reconcile.naming.reindex_leftover_names`), and that no other backend is building. Someone
+else's `_ccnew` is never touched. This module never decides what to run.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..core.ident import qualified
 from ..core.kinds import OpKind
 from ..core.plan import Operation
 from ..errors import ApplyError
+from ..reconcile.naming import reindex_leftover_names
 from . import events as ev
 from .executor import Executor
 
@@ -42,8 +45,10 @@ class Maintainer:
         """One statement (REINDEX INDEX CONCURRENTLY, VACUUM, ANALYZE, DROP INDEX of a leftover).
         Raises ApplyError with the statement and why when it cannot be carried out."""
         ex = self.ex
-        before = self._index_oids(op.table) if op.kind is OpKind.REINDEX and op.table else None
-        cleanup = (lambda: self._drop_new_invalid(op, before)) if before is not None else None
+        cleanup = None
+        if op.kind is OpKind.REINDEX and op.table and op.target:
+            # snapshot of the table's indexes now, before the statement: see the module docstring
+            cleanup = ex._cleanup_of(op, set(reindex_leftover_names(op.target)))
         try:
             if op.kind is OpKind.REINDEX:
                 ex._wait_for_old_transactions(op)
@@ -70,26 +75,7 @@ class Maintainer:
             "AND l.mode = 'ShareUpdateExclusiveLock')", (oid,)).fetchone()
         return qualified(row[0], row[1]) if row else None
 
-    # -- the leftover of a failed REINDEX CONCURRENTLY ---------------------------------------------
-
-    def _index_oids(self, table: str) -> set[int]:
-        rows = self.ex.conn.execute("SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass", (table,))
-        return {r[0] for r in rows.fetchall()}
-
-    def _drop_new_invalid(self, op: Operation, before: set[int]) -> bool:
-        """Drop the INVALID indexes on op's table that were not there before the statement and
-        that no other backend is building: what this REINDEX made. True when one was dropped."""
-        rows = self.ex.conn.execute(
-            "SELECT n.nspname, c.relname, c.oid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = %s::regclass "
-            "AND NOT (i.indisvalid AND i.indisready) AND i.indexrelid <> ALL (%s::oid[]) "
-            "AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid "
-            "AND p.pid <> pg_backend_pid())", (op.table, sorted(before))).fetchall()
-        for schema, name, _ in rows:
-            self.ex._set_timeouts(op)
-            self.ex.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
-            self.ex.emit(ev.Cleanup(name, f"dropped the INVALID copy the failed {op.sql.split(' INDEX')[0]} left"))
-        return bool(rows)
+    # -- an interrupt ------------------------------------------------------------------------------
 
     def _after_interrupt(self, op: Operation, cleanup) -> None:
         try:
