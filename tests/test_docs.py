@@ -37,7 +37,8 @@ SETUP = re.compile(r"<!-- docs-test: sql (.*?) -->", re.S)
 
 MASKS = [
     (re.compile(r"\b\d+\.\d+s\b"), "<T>s"),                       # durations
-    (re.compile(r"made (just now|\d+ \w+ ago)"), "made <AGE>"),
+    (re.compile(r"made (just now|\d+ \w+ ago)( \(\d{4}-\d\d-\d\dT[\d:]+\+00:00\))?"), "made <AGE>"),
+    (re.compile(r"(target: )\S+@\S+"), r"\1<DB>"),                  # each test has its own database
     (re.compile(r"(fingerprint:? )[0-9a-f]{16}"), r"\1<FP>"),
     (re.compile(r'"(fingerprint|age_s)": [^,\n]+'), r'"\1": <X>'),
     (re.compile(r"/tmp/[\w./-]+"), "<TMP>"),

@@ -293,7 +293,7 @@ def test_plan_file_made_from_another_spec_is_stale(db, run_sql, tmp_path):
     other.write_text(UNIQUE_SPEC.replace("unique: true", "unique: false"))
     r = reconciler("apply", "-f", other, "--plan", plan_path, "-d", db, "--auto-approve")
     line = one_line_error(r.returncode, r.stderr)
-    assert "the plan is stale: the spec differs" in line
+    assert "the plan is stale: the spec changed since this plan was made" in line
     # the same spec under another path is the same spec
     r = reconciler("apply", "-f", f"{tmp_path}/./indexes.yaml", "--plan", plan_path, "-d", db, "--auto-approve")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -37,8 +37,11 @@ def test_plan_out_show_then_apply_the_file(tmp_path, dsn, run_sql):
     text = reconciler("show", "plan.json", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
     head = text.stdout.splitlines()
-    assert head[0] == "Plan file plan.json, made just now"
-    assert "  spec: indexes.yaml" in head[1]
+    assert head[0].startswith("Plan file plan.json, made just now (20")   # and its ISO time
+    dbname = run_sql(dsn, "SELECT current_database()")[0][0]
+    assert head[1].startswith("  target: " + dbname + "@") and "password" not in head[1]
+    assert "  spec: indexes.yaml (digest sha256:" in head[2]
+    assert head[3] == "  the spec is unchanged since this plan was made"
     assert "+ create public.t_a_idx on t" in text.stdout and "- drop public.t_old on t" in text.stdout
     assert "hazard UNIQUE_BUILD_MAY_FAIL" in text.stdout
     assert "Plan: 2 to create, 0 to replace, 0 to rename, 0 to rebuild, 1 to drop." in text.stdout
@@ -51,6 +54,14 @@ def test_plan_out_show_then_apply_the_file(tmp_path, dsn, run_sql):
     sql = reconciler("show", "plan.json", "--format", "sql", cwd=tmp_path).stdout
     assert "CREATE UNIQUE INDEX CONCURRENTLY t_b_uniq ON public.t (b DESC);" in sql
     assert reconciler("show", "plan.json", "--detailed-exitcode", cwd=tmp_path).returncode == 2
+
+    # the spec edited after the plan was made: show says so (and apply would refuse it)
+    (tmp_path / "indexes.yaml").write_text(SPEC + "  - name: t_c_idx\n    table: t\n    columns: [a, b]\n")
+    head = reconciler("show", "plan.json", cwd=tmp_path).stdout.splitlines()
+    assert head[3].startswith("  the spec changed since this plan was made")
+    doc = json.loads(reconciler("show", "plan.json", "--format", "json", cwd=tmp_path).stdout)
+    assert doc["plan_file"]["spec_status"].startswith("the spec changed since this plan was made")
+    (tmp_path / "indexes.yaml").write_text(SPEC)
 
     # `apply FILE`: no prompt although stdin is not a terminal
     r = reconciler("apply", "plan.json", "-d", dsn, cwd=tmp_path)
@@ -81,3 +92,21 @@ def test_show_bad_files_one_line(tmp_path):
 def test_planfile_given_twice_is_a_usage_error(tmp_path):
     r = reconciler("apply", "a.json", "--plan", "b.json", cwd=tmp_path)
     assert r.returncode == 1 and "give the plan file once" in r.stderr
+
+
+def test_show_prints_the_files_values_on_one_line_each(tmp_path):
+    """A plan file is not trusted: a newline in what it records must not start a new line of the
+    SQL script `show --format sql` prints (psql would run it)."""
+    from reconciler.core.plan import Plan
+    from reconciler.reconcile.planfile import plan_to_file
+
+    text = plan_to_file(Plan(changes=(), fingerprint="f"), ["x.yaml\n\\! touch pwned"], "sha256:1",
+                        target="db\nDROP TABLE t;", created_at="2026-01-01T00:00:00+00:00")
+    (tmp_path / "p.json").write_text(text)
+    r = reconciler("show", "p.json", "--format", "sql", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    head = lines[:lines.index("-- reconciler plan: run with psql in autocommit, one statement at a time")]
+    assert len(head) == 5 and all(line.startswith("-- ") for line in head), r.stdout
+    assert not any(line.lstrip().startswith(("\\!", "DROP")) for line in lines), r.stdout
+    assert "db\\nDROP TABLE t;" in r.stdout

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.display import shown
 from ..core.plan import Plan
 from ..errors import StalePlanError
 from ..reconcile.planfile import plan_from_file
@@ -67,21 +68,51 @@ def age_words(seconds: float | None) -> str:
     return "just now"
 
 
-def header_lines(saved: SavedPlan) -> list[str]:
+def spec_check(saved: SavedPlan, files: list[str] | None) -> str | None:
+    """Whether the spec (the `files` given, else the files the plan names) still has the digest
+    the plan recorded: "unchanged", "changed since this plan was made", or why it cannot tell.
+    None when the plan records no digest. Reads spec files only (they are loaded as specs, so a
+    plan naming some other file learns nothing of its content)."""
+    from ..errors import ReconcilerError
+    from ..spec import load_spec
+
+    recorded = saved.meta.get("spec_digest")
+    paths = list(files or saved.meta.get("spec_files") or [])
+    if not recorded:
+        return None
+    if not paths:
+        return "the plan names no spec file to compare with; pass -f"
+    try:
+        now = load_spec(paths).digest
+    except ReconcilerError as e:
+        return f"cannot compare with the spec now: {str(e).splitlines()[0]}"
+    if now == recorded:
+        return "the spec is unchanged since this plan was made"
+    return "the spec changed since this plan was made: `apply --plan` will refuse it; make the plan again"
+
+
+def header_lines(saved: SavedPlan, spec_status: str | None = None) -> list[str]:
+    """What `show` prints above the plan; every value from the file made safe to print (the file
+    is not trusted: a newline in a name must not start a new line of a SQL script)."""
     m = saved.meta
-    out = [f"Plan file {saved.path}, made {age_words(saved.age_s)}"]
+    out = [f"Plan file {shown(saved.path)}, made {age_words(saved.age_s)}"
+           + (f" ({shown(m['created_at'])})" if m.get("created_at") else "")]
     if m.get("target"):
-        out.append(f"  target: {m['target']}")
+        out.append(f"  target: {shown(m['target'])}")
     if m.get("spec_files"):
-        out.append(f"  spec: {', '.join(m['spec_files'])}" + (f" (digest {m['spec_digest']})"
-                                                              if m.get("spec_digest") else ""))
+        out.append(f"  spec: {shown(', '.join(m['spec_files']))}"
+                   + (f" (digest {shown(m['spec_digest'])})" if m.get("spec_digest") else ""))
+    if spec_status:
+        out.append(f"  {shown(spec_status)}")
     if m.get("fingerprint"):
-        out.append(f"  live indexes fingerprint: {m['fingerprint']}")
+        out.append(f"  live indexes fingerprint: {shown(m['fingerprint'])}")
     return out
 
 
-def describe_json(saved: SavedPlan, plan_json: str) -> str:
+def describe_json(saved: SavedPlan, plan_json: str, spec_status: str | None = None) -> str:
     doc = json.loads(plan_json)
     doc["plan_file"] = {"path": saved.path, "age_s": round(saved.age_s, 1) if saved.age_s is not None else None,
                         **saved.meta}
+    if spec_status:
+        doc["plan_file"]["spec_status"] = spec_status
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

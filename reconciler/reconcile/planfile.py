@@ -37,7 +37,11 @@ def _to_data(obj: Any) -> Any:
     raise TypeError(type(obj))
 
 
-def plan_to_file(plan: Plan, spec_files: list[str], digest: str = "") -> str:
+def plan_to_file(plan: Plan, spec_files: list[str], digest: str = "", *, target: str = "",
+                 created_at: str = "") -> str:
+    """The plan as a file for `show` and `apply --plan`. `target` (where it was made: host/port/
+    database, never a password) and `created_at` (ISO 8601) are shown by `show`; only the changes,
+    their SQL, the fingerprint, the spec digest and the selection are compared by apply."""
     doc = {"format_version": PLAN_FORMAT_VERSION, "kind": "reconciler-plan", "fingerprint": plan.fingerprint,
            "spec_digest": digest, "spec_files": list(spec_files),
            "changes": [{**step, "change": _to_data(pc.change), "hazards": [h.to_dict() for h in pc.hazards]}
@@ -45,6 +49,10 @@ def plan_to_file(plan: Plan, spec_files: list[str], digest: str = "") -> str:
            "warnings": list(plan.warnings)}
     if plan.selection:
         doc["selection"] = list(plan.selection)
+    if target:
+        doc["target"] = target
+    if created_at:
+        doc["created_at"] = created_at
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -106,7 +114,7 @@ def stale_reason(saved: SavedPlan, fresh: Plan, digest: str) -> str | None:
         return "the plan file records no spec digest (made by an older reconciler); make the plan again"
     if saved.spec_digest != digest:
         made = ", ".join(saved.spec_files) or "no file"
-        return f"the spec differs from the one the plan was made from ({made}); pass the same -f files"
+        return f"the spec changed since this plan was made (from {made}); pass the same -f files, or make the plan again"
     now = plan_steps(fresh)
     if saved.fingerprint != fresh.fingerprint:
         moved = sorted({(s["action"], s["index"]) for s in saved.steps} ^ {(s["action"], s["index"]) for s in now})
