@@ -121,10 +121,11 @@ def raw_queries(dsn: str) -> list[tuple[str, dict]]:
     return sent
 
 
-def time_raw_inprocess(dsn: str, queries) -> float:
+def time_raw_inprocess(dsn: str, queries) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds)."""
     conn = psycopg.connect(dsn, autocommit=True)
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
             conn.execute("SET LOCAL lock_timeout = '2000ms'")
@@ -133,19 +134,20 @@ def time_raw_inprocess(dsn: str, queries) -> float:
                 for sql, params in queries:
                     cur.execute(sql, params)
                     cur.fetchall()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
     finally:
         conn.close()
 
 
-def time_health_inprocess(dsn: str) -> tuple[float, int]:
+def time_health_inprocess(dsn: str) -> tuple[float, float, int]:
+    """(wall seconds, this process's CPU seconds, findings)."""
     from reconciler.app.health import HealthOptions, run_health
     from reconciler.render.health import render_health_text
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = run_health(HealthOptions(database=dsn, all_tables=True))
     render_health_text(report)
-    return time.perf_counter() - t0, len(report.findings)
+    return time.perf_counter() - t0, time.process_time() - c0, len(report.findings)
 
 
 def run(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
@@ -200,10 +202,12 @@ def main() -> int:
             print("cannot find the `reconciler` command next to", PY, file=sys.stderr)
             return 1
         times: dict[str, list[float]] = {"raw": [], "health": [], "raw-cli": [], "cli": []}
+        cpu: dict[str, list[float]] = {"raw": [], "health": []}
         findings = 0
+        load_before = os.getloadavg()[0]
         for k in range(args.runs + 1):   # run 0 warms the caches; the others alternate the four
-            r = time_raw_inprocess(dsn, queries)
-            h, findings = time_health_inprocess(dsn)
+            r, r_cpu = time_raw_inprocess(dsn, queries)
+            h, h_cpu, findings = time_health_inprocess(dsn)
             rc_s, rc = run([PY, "-c", RAW_CODE, dsn, str(qfile)])
             c_s, c = run([RECONCILER, "health", "--all", "-d", dsn, "--format", "json"])
             if rc.returncode != 0 or c.returncode not in (0, 2):
@@ -212,6 +216,8 @@ def main() -> int:
             if k:
                 times["raw"].append(r)
                 times["health"].append(h)
+                cpu["raw"].append(r_cpu)
+                cpu["health"].append(h_cpu)
                 times["raw-cli"].append(rc_s)
                 times["cli"].append(c_s)
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -220,6 +226,10 @@ def main() -> int:
         for name, ref in (("raw", None), ("health", "raw"), ("raw-cli", None), ("cli", "raw-cli")):
             ratio = f"{med[name] / med[ref]:6.2f}x" if ref else f"{'':>7}"
             print(f"{name:<9} {med[name]:9.3f} {ratio}   " + " ".join(f"{t:.3f}" for t in times[name]))
+        # on a shared machine the client's CPU seconds stretch with the load: print both
+        print(f"client CPU (median): raw {statistics.median(cpu['raw']):.3f}s, health "
+              f"{statistics.median(cpu['health']):.3f}s; load average {load_before:.1f} before, "
+              f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
         print(f"goal: health <= 1.5x raw: {'met' if med['health'] <= 1.5 * med['raw'] else 'NOT met'} "
               f"({med['health'] / med['raw']:.2f}x); cli <= 1.5x raw-cli: "
               f"{'met' if med['cli'] <= 1.5 * med['raw-cli'] else 'NOT met'} ({med['cli'] / med['raw-cli']:.2f}x)")

@@ -144,6 +144,9 @@ def stale(r: TableRow, t: Thresholds) -> bool:
 # ---- the assessment ----------------------------------------------------------------------------
 
 
+_UNSET = object()
+
+
 class _Context:
     def __init__(self, snap: StatsSnapshot, t: Thresholds, spec: Spec | None):
         self.snap, self.t, self.spec = snap, t, spec
@@ -208,9 +211,10 @@ class _Context:
         return sum(y.size_bytes for y in self.tree(x))
 
     def bloat(self, x: IndexRow) -> Bloat | None:
-        if x.oid not in self._bloat:
-            self._bloat[x.oid] = bloat_of(x, self.snap)
-        return self._bloat[x.oid]
+        b = self._bloat.get(x.oid, _UNSET)
+        if b is _UNSET:
+            b = self._bloat[x.oid] = bloat_of(x, self.snap)
+        return b
 
     def definition(self, x: IndexRow) -> IndexDef | None:
         return self.snap.definitions.get(x.oid)
@@ -344,10 +348,10 @@ def _same(a: IndexDef | None, b: IndexDef | None) -> bool:
 
 
 def _canonical(d: IndexDef) -> IndexDef | None:
-    from ..normalize import canonical_def
-
     if d.where is None and not any(k.is_expression or k.opclass for k in d.keys):
         return d   # canonical_def would return it unchanged: plain columns, no predicate
+    from ..normalize import canonical_def  # sqlglot: imported only when an expression must be read
+
     try:
         return canonical_def(d)
     except SQLFragmentError:
