@@ -496,3 +496,29 @@ def test_scans_on_a_streaming_replica_count(pg_server, dsn, run_sql, tmp_path):
         assert bad.returncode == 1 and bad.stderr.startswith("error: cannot connect to x@/nonexistent")
     finally:
         standby.stop()
+
+
+# ---- drift --format prometheus, end to end ------------------------------------------------------
+
+
+def test_drift_prometheus_from_a_real_database(dsn, run_sql, tmp_path):
+    """The drift cron job's output, read back by prometheus-client: one index the spec wants and
+    the database lacks, one the database has and the spec does not list; then in sync."""
+    run_sql(dsn, "CREATE TABLE t (id int PRIMARY KEY, a int, b int); CREATE INDEX t_b_extra ON t (b)")
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\nmanage: {tables: [t]}\nindexes:\n  - name: t_a_idx\n    table: t\n"
+                    "    columns: [a]\n")
+    r = cli("drift", "-f", str(spec), "-d", dsn, "--format", "prometheus")
+    assert r.returncode == 2, r.stderr
+    fams = {f.name: f for f in text_string_to_metric_families(r.stdout)}
+    assert [s.value for s in fams["reconciler_drift_in_sync"].samples] == [0]
+    diffs = {s.labels["kind"]: s.value for s in fams["reconciler_drift_differences"].samples}
+    assert diffs["missing"] == 1 and diffs["extra"] == 1, diffs
+    db = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    assert {s.labels["database"] for s in fams["reconciler_drift_differences"].samples} == {db}
+    run_sql(dsn, "CREATE INDEX t_a_idx ON t (a); DROP INDEX t_b_extra")
+    r = cli("drift", "-f", str(spec), "-d", dsn, "--format", "prometheus")
+    assert r.returncode == 0, r.stdout + r.stderr
+    fams = {f.name: f for f in text_string_to_metric_families(r.stdout)}
+    assert [s.value for s in fams["reconciler_drift_in_sync"].samples] == [1]
+    assert all(s.value == 0 for s in fams["reconciler_drift_differences"].samples)
