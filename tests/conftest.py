@@ -5,6 +5,8 @@ Fixtures:
   dsn        DSN of a fresh empty database for this test, dropped afterwards
   pg_major   the server's major version (int)
   run_sql    run_sql(dsn, script) -> rows of the last row-returning statement (autocommit)
+  pgbouncer  pgbouncer(mode) -> Debian's PgBouncer in front of pg_server (started once per session)
+  standby    a hot standby of pg_server, streaming (started once per session)
 
 Environment:
   RECONCILER_TEST_VERSIONS  comma list of majors to start, default "18,15"
@@ -82,6 +84,61 @@ def pg_server(request, _pg_servers) -> pgserver.Server:
             pytest.fail(f"PostgreSQL unavailable (CI=true): {server}", pytrace=False)
         pytest.skip(f"PostgreSQL unavailable: {server}")
     return server
+
+
+def _unavailable(what: str, exc: Exception):
+    """A part a test needs cannot be had: skip locally, fail under CI=true (never quietly green)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} unavailable (CI=true): {exc}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def _extras():
+    """Per-session cache of what runs beside the servers (PgBouncers, standbys), keyed by
+    (kind, server name, ...): started once per session, stopped at its end."""
+    cache: dict = {}
+    yield cache
+    for thing in cache.values():
+        if not isinstance(thing, Exception):
+            thing.stop()
+
+
+@pytest.fixture
+def pgbouncer(pg_server, _extras):
+    """pgbouncer(mode) → a `pgserver.PgBouncer` in front of this test's server, pool_mode =
+    mode ("transaction" or "session"); one per server and mode for the whole session."""
+
+    def get(mode: str) -> pgserver.PgBouncer:
+        key = ("pgbouncer", pg_server.name, mode)
+        if key not in _extras:
+            try:
+                _extras[key] = pgserver.start_pgbouncer(pg_server, mode)
+            except pgserver.ServerUnavailable as exc:
+                _extras[key] = exc
+        got = _extras[key]
+        if isinstance(got, Exception):
+            _unavailable(f"PgBouncer ({mode} pooling)", got)
+        return got
+
+    return get
+
+
+@pytest.fixture
+def standby(pg_server, _extras) -> pgserver.Server:
+    """A hot standby of this test's server (pg_basebackup -R, its own socket), streaming; one
+    per server for the whole session. Its `dsn(dbname)` reaches a database made on the primary
+    once replication has brought it over (see `pgserver.wait_replicated`)."""
+    key = ("standby", pg_server.name)
+    if key not in _extras:
+        try:
+            _extras[key] = pgserver.start_standby(pg_server)
+        except pgserver.ServerUnavailable as exc:
+            _extras[key] = exc
+    got = _extras[key]
+    if isinstance(got, Exception):
+        _unavailable("a hot standby", got)
+    return got
 
 
 @pytest.fixture

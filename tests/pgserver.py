@@ -265,3 +265,119 @@ def start_standby(server: Server) -> Server:
         stop()
         raise ServerUnavailable(reason) from exc
     return _attach(f"{server.name}-standby", make_conninfo(host=str(tmp), user="postgres", dbname="postgres"), stop, t0)
+
+
+class PgBouncer:
+    """A running PgBouncer in front of a test server, in one pool mode; `dsn(dbname)` connects
+    through it to that database of the server."""
+
+    def __init__(self, server: Server, mode: str, socket_dir: Path, port: int, stop: Callable[[], None]):
+        self.server, self.mode, self.socket_dir, self.port = server, mode, socket_dir, port
+        self._stop = stop
+
+    def dsn(self, dbname: str) -> str:
+        return make_conninfo(host=str(self.socket_dir), port=str(self.port), user="postgres", dbname=dbname)
+
+    def stop(self) -> None:
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()
+
+    def __repr__(self) -> str:
+        return f"PgBouncer({self.mode} pooling in front of {self.server.name})"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the process that started it ends (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def start_pgbouncer(server: Server, mode: str, port: int = 6432) -> PgBouncer:
+    """Debian's `pgbouncer` (apt package pgbouncer) in front of `server`, `pool_mode = mode`,
+    listening on a unix socket of its own only. Every database of the server is reachable
+    through it (a `*` entry); authentication is `any` (the server trusts its socket anyway).
+    Raises ServerUnavailable when it cannot be started."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).is_file():
+        raise ServerUnavailable("pgbouncer not found (apt-get install pgbouncer)")
+    info = psycopg.conninfo.conninfo_to_dict(server.admin_dsn)
+    host = info.get("host")
+    if not host or not host.startswith("/"):
+        raise ServerUnavailable(f"{server.name}: PgBouncer here needs the server's unix socket")
+    tmp = Path(tempfile.mkdtemp(prefix=f"reconciler-pgbouncer-{mode}-"))
+    run_as = _unprivileged()
+    if run_as:
+        os.chown(tmp, run_as["user"], run_as["group"])
+    ini = tmp / "pgbouncer.ini"
+    ini.write_text(f"""[databases]
+* = host={host} port={info.get('port') or 5432} user={info.get('user') or 'postgres'}
+
+[pgbouncer]
+pool_mode = {mode}
+listen_addr =
+listen_port = {port}
+unix_socket_dir = {tmp}
+auth_type = any
+max_client_conn = 200
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits
+logfile = {tmp}/pgbouncer.log
+pidfile = {tmp}/pgbouncer.pid
+""")
+    os.chmod(ini, 0o644)
+    log = open(tmp / "stdout.log", "ab")
+    # PgBouncer refuses to run as root, like postgres: the same unprivileged user runs it. It dies
+    # with the test process (PR_SET_PDEATHSIG), even one killed without running its teardown.
+    proc = subprocess.Popen([binary, str(ini)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=tmp, preexec_fn=_die_with_parent, **run_as)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    bouncer = PgBouncer(server, mode, tmp, port, stop)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(bouncer.dsn("postgres"), autocommit=True, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            break
+        except psycopg.Error as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                reason = f"pgbouncer ({mode}) did not start: {exc}\n{_tail(tmp / 'pgbouncer.log')}{_tail(tmp / 'stdout.log')}"
+                stop()
+                raise ServerUnavailable(reason) from exc
+            time.sleep(0.2)
+    atexit.register(bouncer.stop)
+    return bouncer
+
+
+def wait_replicated(primary_dsn: str, standby_dsn: str, timeout: float = 120) -> None:
+    """Return once the standby has replayed everything the primary had written when called (a
+    database made on the primary, its tables and indexes); poll with a generous deadline."""
+    with psycopg.connect(primary_dsn, autocommit=True) as conn:
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(standby_dsn, autocommit=True, connect_timeout=5) as conn:
+                if conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                    return
+        except psycopg.OperationalError as exc:   # the database itself may not have arrived yet
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"the standby did not replay {lsn} within {timeout}s ({last})")

@@ -162,8 +162,30 @@ def test_schema_prints_json_schema():
 COMMANDS = sorted(cli.commands)
 
 
+def _readme_commands() -> dict[str, set[str]]:
+    """The README's table of commands: command → the --options its row shows."""
+    from pathlib import Path
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    rows: dict[str, set[str]] = {}
+    for line in table.splitlines()[2:]:
+        usage = line.split(" | ", 1)[0]
+        for code in re.findall(r"`([^`]+)`", usage):
+            words = code.split()
+            rows.setdefault(words[0], set()).update(re.findall(r"--[a-z][a-z-]*", code))
+    return rows
+
+
 def test_the_command_list_is_what_we_document():
-    assert {"plan", "apply", "drift", "validate", "import", "schema"} <= set(COMMANDS)
+    """Every command is a row of the README's table, every row is a command, and every option a
+    row shows is one the command takes."""
+    rows = _readme_commands()
+    assert set(rows) == set(COMMANDS), (sorted(set(COMMANDS) - set(rows)), sorted(set(rows) - set(COMMANDS)))
+    for name, options in rows.items():
+        takes = {o for p in cli.commands[name].params for o in getattr(p, "opts", ()) if o.startswith("--")}
+        assert options <= takes, (name, sorted(options - takes))
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -207,8 +207,19 @@ def test_timeouts_land_on_every_operation(change):
 
 
 def test_default_timeouts():
+    """The defaults are the documented ones (`apply --help`: lock wait 3s per statement and try,
+    quick statements 60s, a concurrent build unbounded), in the library and in what `plan` and
+    `apply` pass to it when no flag is given."""
+    from reconciler.cli import cli
+    from reconciler.cli.options import _timeouts
+
+    assert (Timeouts().lock_ms, Timeouts().statement_ms, Timeouts().build_ms) == (3000, 60000, 0)
     (op,) = plan_change(create(A)).operations
-    assert (op.lock_timeout_ms, op.statement_timeout_ms) == (Timeouts().lock_ms, Timeouts().build_ms)
+    assert (op.lock_timeout_ms, op.statement_timeout_ms) == (3000, 0)   # a build: only the lock wait is bounded
+    for command in ("plan", "apply"):
+        defaults = {p.name: p.default for p in cli.commands[command].params}
+        assert _timeouts(defaults["lock_timeout"], defaults["statement_timeout"], defaults["build_timeout"]) \
+            == Timeouts(), command
 
 
 def test_build_plan_builds_before_drops_across_changes():

@@ -156,7 +156,7 @@ def test_empty_plan_everywhere():
     assert summary_line(plan) == "No changes. The indexes match the spec."
     assert "No changes" in render_markdown(plan) and "```sql" not in render_markdown(plan)
     assert render_drift(plan) == "No drift: the managed indexes match the spec.\n"
-    assert json.loads(render_drift(plan, "json")) == {"format_version": 1, "in_sync": True, "drift": []}
+    assert json.loads(render_drift(plan, "json")) == {"format_version": 1, "in_sync": True, "drift": [], "warnings": []}
 
 
 # --- the plan file -----------------------------------------------------------------------------------

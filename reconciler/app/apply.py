@@ -25,6 +25,7 @@ from ..core.plan import Plan, PlannedChange
 from ..errors import ApplyError, ReconcilerError, StalePlanError
 from ..pg import catalog
 from ..pg.connection import connect, resolve_dsn
+from ..reconcile.naming import is_leftover, leftover_of
 from ..reconcile.planfile import SavedPlan, read_plan_file, stale_reason
 from ..reconcile.planner import Timeouts
 from ..render import render_text, summary_line
@@ -218,10 +219,10 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         try:
             ex.execute(plan)
         except KeyboardInterrupt:
-            _summary(ex, plan, printer, interrupted=True)
+            _summary(ex, plan, printer, interrupted=True, left=_left_behind(conn, plan, ex))
             return False
         except ApplyError as e:
-            _summary(ex, plan, printer)
+            _summary(ex, plan, printer, left=_left_behind(conn, plan, ex))
             raise e
         _summary(ex, plan, printer)
         # Convergence: a second plan must be empty.
@@ -284,7 +285,30 @@ def _plan_waiting_for_builds(conn, spec, timeouts: Timeouts, printer, retries: i
                          "wait for it to finish (or raise --build-timeout) and apply again") from None
 
 
-def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False) -> None:
+def _left_behind(conn, plan: Plan, ex: Executor) -> list[str]:
+    """What a change that did not finish left in the database (read after the fact, so it holds
+    whatever happened): the old index of a replace renamed aside, an INVALID index."""
+    finished = {id(o.change) for o in ex.outcomes if o.ok}
+    tables = sorted({(pc.change.schema, pc.change.table) for pc in plan.changes if id(pc) not in finished})
+    try:
+        if conn.info.transaction_status != 0:
+            conn.rollback()
+        snap = catalog.introspect(conn, tables, stats=False)
+    except (psycopg.Error, KeyboardInterrupt):
+        return ["  (what was left could not be read; `reconciler plan` shows it)"]
+    wanted = [pc.change.index for pc in plan.changes]
+    lines = []
+    for x in sorted(snap.indexes, key=lambda x: (x.schema, x.name)):
+        origin = leftover_of(x.name, wanted) if is_leftover(x.name) else None
+        if origin is not None:
+            lines.append(f"  left: {x.schema}.{x.name}, the old {origin} renamed aside by its replace: the next apply "
+                         f"drops it once {origin} is built, or renames it back if the spec returns to it")
+        elif not x.valid and not x.being_built and not x.parent_index:
+            lines.append(f"  left: {x.schema}.{x.name} (INVALID): the next apply rebuilds or removes it")
+    return lines
+
+
+def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False, left: list[str] = ()) -> None:
     done = {id(o.change) for o in ex.outcomes if o.ok}
     lines = []
     for o in ex.outcomes:
@@ -297,4 +321,4 @@ def _summary(ex: Executor, plan: Plan, printer, interrupted: bool = False) -> No
             lines.append(f"  not run {pc.change.action} {shown(pc.change.index)}")
     head = "Interrupted. " if interrupted else ""
     ok = sum(1 for o in ex.outcomes if o.ok)
-    printer(ev.Info(f"{head}Summary: {ok} of {len(plan.changes)} change(s) done.\n" + "\n".join(lines)))
+    printer(ev.Info(f"{head}Summary: {ok} of {len(plan.changes)} change(s) done.\n" + "\n".join(lines + list(left))))

@@ -78,7 +78,8 @@ _EXAMPLES = {e.kind: json.dumps(e.to_dict()) for e in (
     ev.Statement("CREATE INDEX CONCURRENTLY orders_customer_idx ON public.orders (customer_id)", 1),
     ev.Retry("CREATE INDEX CONCURRENTLY orders_customer_idx ON public.orders (customer_id)", 2,
              "canceling statement due to lock timeout", 0.27),
-    ev.Waiting("orders_customer_idx", "old transactions would hold up the build; waiting for them to end",
+    ev.Waiting("orders_customer_idx", "waiting for old snapshots: the build waits for this transaction to end "
+               "(1 of 1); the build timeout bounds the wait",
                (ev.Session(4242, 31.5, "idle in transaction", "SELECT * FROM orders WHERE id = $1"),)),
     ev.Progress("orders_customer_idx", "building index: scanning table", 5120, 20480, 0, 0, 0, 0, None, 0.25,
                 12.0, 4.0),

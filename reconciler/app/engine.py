@@ -92,6 +92,9 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
                                   stats=False)
     check_tables(conn, desired, spec, snapshot)
     warnings: list[str] = []
+    if catalog.in_hot_standby(conn):
+        warnings.append("connected to a hot standby: read-only, nothing is written here; apply must run on the "
+                        "primary (the standby may lag it)")
     live_by_table: dict[tuple[str, str], list] = {}
     for x in snapshot.indexes:
         live_by_table.setdefault((x.schema, x.table), []).append(x)

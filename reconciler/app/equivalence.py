@@ -5,16 +5,24 @@ text rules are unsure.
 `desired` in its own words (`pg.canonicalize`: a temp copy of the table, rolled back) and those
 are compared instead. The server's words are kept by value, so a desired definition moved onto
 a partition (what the diff asks when a new partitioned index would adopt an existing partition
-index) is printed for that partition, once. Without a server (a read-only session), the loose
-text rules decide, and `warning` says so.
+index) is printed for that partition, once.
+
+On a session that must not write (a hot standby, a read-only role) there is no temporary table:
+the expressions and predicates of both sides are printed by the server through `EXPLAIN
+(VERBOSE)` instead (`pg.explain_words`), and only the default operator classes and collations
+are guessed from the built-in types. Where even that fails, the loose text rules decide. The
+`warning` says which.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
+from dataclasses import replace
+
 from ..core.index import IndexDef
 from ..normalize import differences, same_definition
 from ..pg.canonicalize import Canonicalized, ReadOnlySession, canonicalize
+from ..pg.explain_words import Unreadable, explain_words
 
 
 class Equivalence:
@@ -27,6 +35,10 @@ class Equivalence:
         self.loose = not use_server        # text alone, casts ignored
         self.warning: str | None = None
         self._words: dict[IndexDef, Canonicalized | None] = {}
+        self._read_only: str | None = None      # why the session may not write, once known
+        self._explained: dict[tuple[str, str, str], str] = {}   # (schema, table, fragment) → server's words
+        self.explained = 0                      # EXPLAINs sent (read-only sessions)
+        self._unreadable: str | None = None
 
     def prefetch(self, defs: Iterable[IndexDef]) -> dict[IndexDef, Canonicalized]:
         """Ask the server for every definition in `defs` not asked yet, in one transaction; the
@@ -43,7 +55,9 @@ class Equivalence:
             results = canonicalize(self.conn, todo)
         except ReadOnlySession as e:
             self.loose = True
-            self.warning = f"{e.message}; compared by text alone (casts ignored)"
+            self._read_only = e.message
+            self.warning = (f"{e.message}; expressions and predicates compared in the server's words "
+                            "(EXPLAIN, read-only), default operator classes by name")
             return {}
         got = {}
         for pos, d in enumerate(todo):
@@ -69,11 +83,42 @@ class Equivalence:
         if same_definition(desired, live_def):
             return True
         if self.loose:
+            if self._read_only is not None:
+                both = self._server_words(desired, live_def)
+                if both is not None:
+                    return same_definition(*both, defaults=True)
             return same_definition(desired, live_def, loose=True)
         server = self.words(desired)
         if server is not None:
             return same_definition(server, live_def)
         return self.loose and same_definition(desired, live_def, loose=True)
+
+    def _server_words(self, desired: IndexDef, live_def: IndexDef) -> tuple[IndexDef, IndexDef] | None:
+        """Both definitions with their expressions and predicates in the server's words
+        (EXPLAIN, read-only), or None when the server would not print them."""
+        if (desired.schema, desired.table) != (live_def.schema, live_def.table):
+            return None
+        key = (desired.schema, desired.table)
+        fragments = [k.expr for d in (desired, live_def) for k in d.keys if k.is_expression]
+        fragments += [d.where for d in (desired, live_def) if d.where is not None]
+        todo = list(dict.fromkeys(f for f in fragments if (*key, f) not in self._explained))
+        if todo:
+            try:
+                words = explain_words(self.conn, *key, todo)
+            except Unreadable as e:
+                self._unreadable = str(e)
+                self.warning = (f"{self._read_only}; the server could not print {desired.name!r} read-only "
+                                f"({e}): compared by text alone (casts ignored)")
+                return None
+            self.explained += 1
+            self._explained.update({(*key, f): w for f, w in zip(todo, words)})
+
+        def reworded(d: IndexDef) -> IndexDef:
+            keys = tuple(replace(k, expr=self._explained[(*key, k.expr)]) if k.is_expression else k for k in d.keys)
+            where = self._explained[(*key, d.where)] if d.where is not None else None
+            return replace(d, keys=keys, where=where)
+
+        return reworded(desired), reworded(live_def)
 
     def reasons(self, old: IndexDef, new: IndexDef) -> list[str]:
         """Why `old` (live) is not `new` (desired), with the server's words deciding what differs

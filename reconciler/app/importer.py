@@ -2,6 +2,7 @@
 ready for `spec.dump`."""
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from typing import Callable, Iterable
 
@@ -10,6 +11,7 @@ from ..errors import ReconcilerError, SQLFragmentError
 from ..normalize import (
     attached_partition_index,
     create_index_statement,
+    definition_key,
     parse_create_index,
     split_statements,
     volatile_functions,
@@ -78,3 +80,77 @@ def filter_defs(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[s
     if tables:
         defs = [d for d in defs if any(fnmatch.fnmatchcase(d.table, g) for g in tables)]
     return defs
+
+
+def check_schemas(conn, schemas: Iterable[str]) -> None:
+    """Every --schema names a schema of the database: a typo must not import `indexes: []`."""
+    schemas = list(schemas)
+    if not schemas:
+        return
+    present = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
+                                          (schemas,)).fetchall()}
+    missing = [s for s in schemas if s not in present]
+    if missing:
+        user = [r[0] for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema' "
+            "ORDER BY 1").fetchall()]
+        conn.rollback()
+        near = [n for n in user if n.lower() == missing[0].lower()] or difflib.get_close_matches(missing[0], user, n=1)
+        hint = f'did you mean "{near[0]}"?' if near else f"schemas here: {', '.join(user) or '(none)'}"
+        raise ReconcilerError(f"--schema {missing[0]!r}: no such schema in this database; nothing imported", hint)
+    conn.rollback()
+
+
+def without_duplicates(defs: list[IndexDef]) -> tuple[list[IndexDef], list[tuple[IndexDef, IndexDef]]]:
+    """The definitions with each group of identical ones (the comparison `validate` makes)
+    reduced to its first, and the (left out, kept) pairs: a spec listing both would not be
+    valid, and the database needs only one of them."""
+    kept: list[IndexDef] = []
+    first: dict = {}
+    pairs: list[tuple[IndexDef, IndexDef]] = []
+    for d in defs:
+        try:
+            key = definition_key(d)
+        except SQLFragmentError:
+            kept.append(d)
+            continue
+        if key in first:
+            pairs.append((d, first[key]))
+        else:
+            first[key] = d
+            kept.append(d)
+    return kept, pairs
+
+
+def import_spec(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[str], managed: list[str] | None,
+                source: str) -> tuple[str, list[IndexDef], list[str]]:
+    """The spec text of the chosen definitions, those kept, and the warnings to print: an
+    identical pair (one left out, named in the file's header), a --schema or --table that
+    chose nothing from a SQL file (an error), a --table glob that matched nothing."""
+    warnings: list[str] = []
+    chosen = filter_defs(defs, schemas, tables)
+    if defs and schemas and not filter_defs(defs, schemas, ()):
+        have = sorted({d.schema for d in defs})
+        raise ReconcilerError(f"--schema {', '.join(schemas)}: no index of {source} is in that schema; nothing "
+                              "imported", f"schemas there: {', '.join(have)}")
+    for g in tables:
+        if not any(fnmatch.fnmatchcase(d.table, g) for d in filter_defs(defs, schemas, ())):
+            warnings.append(f"warning: --table {g!r} matches no indexed table of {source}")
+    kept, pairs = without_duplicates(chosen)
+    header = ""
+    if pairs:
+        header = ("# Left out by import: identical to another index (a spec cannot list both; `plan` reports\n"
+                  "# each as extra, and with manage.prune: true drops it):\n")
+        for dup, original in pairs:
+            header += f"#   {dup.schema}.{dup.name}: same definition as {original.schema}.{original.name}\n"
+            warnings.append(f"warning: {dup.schema}.{dup.name} and {original.schema}.{original.name} are the same "
+                            f"index (identical definitions); the spec keeps {original.name} and leaves "
+                            f"{dup.name} out (it says so at the top)")
+    return dump_spec(kept, header, managed=managed), kept, warnings
+
+
+def refuse_overwrite(path: str, force: bool) -> None:
+    """`import -o FILE` replaces FILE only when told to: it is usually the spec itself."""
+    if not force and Path(path).exists():
+        raise ReconcilerError(f"{path}: already exists; not overwritten",
+                              "pass --force to replace it, or -o another file")

@@ -38,8 +38,9 @@ from .options import (
 @click.option("--allow-hazard", "allowed", multiple=True, help="allow a blocking hazard code (repeatable)")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="event log format")
-@click.option("--wait-for-lock", default="0", show_default=True,
-              help="how long to wait when another apply runs (0: exit 1 at once)")
+@click.option("--wait-for-lock", default="2min", show_default=True,
+              help="how long to wait when another apply holds the lock, e.g. the server session of an apply "
+                   "that was killed and still builds (0: exit 1 at once)")
 @_select_option
 def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,
           retries, allowed, fmt, wait_for_lock, select):

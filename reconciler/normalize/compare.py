@@ -74,12 +74,15 @@ def _loose_keypart(k: KeyPart, method: str) -> KeyPart:
     return replace(k, opclass=opclass, collation=collation)
 
 
-def canonical_def(d: IndexDef, loose: bool = False) -> IndexDef:
+def canonical_def(d: IndexDef, loose: bool = False, defaults: bool | None = None) -> IndexDef:
     """`d` with expressions and the predicate replaced by their comparison keys.
 
     Two definitions are the same index when their canonical_defs are equal (strict), or
-    probably the same when only loose keys agree.
+    probably the same when only loose keys agree. `defaults` (default: `loose`) drops operator
+    classes and collations that are the default of the built-in types, which only the loose
+    comparison guesses.
     """
+    defaults = loose if defaults is None else defaults
     keys = []
     for k in d.keys:
         if k.is_expression:
@@ -92,10 +95,10 @@ def canonical_def(d: IndexDef, loose: bool = False) -> IndexDef:
                 k = replace(k, expr=canonical(k.expr, loose))
         if k.opclass:
             k = replace(k, opclass=_canonical_opclass(k.opclass))
-        if loose:
+        if defaults:
             k = _loose_keypart(k, d.method)
         keys.append(k)
-    where = canonical(d.where, loose) if d.where is not None else None
+    where = canonical(d.where, loose, predicate=True) if d.where is not None else None
     return replace(d, keys=tuple(keys), where=where)
 
 
@@ -125,9 +128,11 @@ def _canonical_opclass(text: str) -> str:
     return ".".join(out) + params
 
 
-def same_definition(a: IndexDef, b: IndexDef, loose: bool = False) -> bool:
+def same_definition(a: IndexDef, b: IndexDef, loose: bool = False, defaults: bool = False) -> bool:
     """True when `a` and `b` define the same index by text alone: equal as written, or equal
-    after the strict (or, if asked, loose) rules."""
+    after the strict (or, if asked, loose) rules. `defaults`: strict expressions, but default
+    operator classes and collations guessed from the built-in types (for definitions whose
+    expressions the server already printed, read-only)."""
     if a == b:
         return True
     if (a.schema, a.table, a.unique, a.method, a.include, a.nulls_not_distinct, a.options, a.tablespace,
@@ -135,9 +140,19 @@ def same_definition(a: IndexDef, b: IndexDef, loose: bool = False) -> bool:
                              b.options, b.tablespace, len(b.keys)) and not loose:
         return False
     try:
-        return canonical_def(a, loose) == canonical_def(b, loose)
+        # loose rules drop casts first, so that a typed constant loses the type its one
+        # spelling depends on: what the strict rules call equal stays equal
+        if canonical_def(a, defaults=defaults) == canonical_def(b, defaults=defaults):
+            return True
+        return loose and canonical_def(a, True) == canonical_def(b, True)
     except SQLFragmentError:
         return False
+
+
+def definition_key(d: IndexDef) -> IndexDef:
+    """What makes two spec entries (or imported indexes) the same index as far as `validate` is
+    concerned: the loose canonical form (names and comments never count). Hashable."""
+    return canonical_def(d, loose=True)
 
 
 def differences(old: IndexDef, new: IndexDef, detect: IndexDef | None = None) -> list[str]:

@@ -83,6 +83,15 @@ def server_version(conn: psycopg.Connection) -> int:
     return conn.info.server_version
 
 
+def in_hot_standby(conn: psycopg.Connection) -> bool:
+    """Is this session on a hot standby (read-only, replaying the primary's WAL)? PostgreSQL 14+
+    reports it in the handshake and on promotion (`in_hot_standby`); older ones are asked."""
+    reported = conn.info.parameter_status("in_hot_standby")
+    if reported is not None:
+        return reported == "on"
+    return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+
+
 def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
                schemas: Iterable[str] = (), patterns: Iterable[tuple[str, str]] = (), stats: bool = True) -> Snapshot:
     """Read managed tables (the given (schema, table) pairs and their partition trees, or every

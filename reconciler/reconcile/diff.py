@@ -12,7 +12,8 @@ Rules (what a Terraform / pg-schema-diff user expects):
   partition children are implied by their parent; ignored names are invisible;
 - unlisted indexes on managed tables are dropped only under prune, and always reported as drift;
 - an index another backend is building right now is never touched;
-- leftovers of an interrupted replace (our deterministic temporary names) are dropped.
+- leftovers of an interrupted replace (our deterministic temporary names) are dropped, or
+  renamed back when the spec wants exactly the definition they hold (the spec went back).
 """
 from __future__ import annotations
 
@@ -88,6 +89,17 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
     extras = [x for x in visible if x.oid not in claimed and not x.constraint and not x.parent_index]
     for d in unmatched:
         parts = table_facts(d.schema, d.table)
+        # the old index of an interrupted replace of this very name, renamed aside, holding just
+        # what the spec wants again: renaming it back is the whole change
+        back = next((x for x in extras if x.schema == d.schema and x.table == d.table and x.valid
+                     and not x.being_built and is_leftover(x.name) and leftover_of(x.name, [d.name]) == d.name
+                     and same(d, x.definition)), None)
+        if back is not None:
+            extras.remove(back)
+            changes.append(Change(Action.RENAME, d.schema, d.table, d.name,
+                                  (f"{back.name!r} is the old index of an interrupted replace and has exactly this "
+                                   "definition: renamed back",), d, back, back.name, parts))
+            continue
         match = next((x for x in extras if x.schema == d.schema and x.table == d.table and x.valid
                       and (x.schema, x.name) not in desired_names and not x.being_built
                       and not is_leftover(x.name) and same(d, x.definition)), None)

@@ -33,9 +33,10 @@ def render_drift(plan: Plan, fmt: str = "text") -> str:
     """Every difference on managed tables: the plan's changes plus what it leaves alone."""
     items = drift_items(plan)
     if fmt == "json":
-        return json_safe(json.dumps({"format_version": PLAN_FORMAT_VERSION, "in_sync": not items, "drift": items},
-                                    indent=2, ensure_ascii=False)) + "\n"
+        return json_safe(json.dumps({"format_version": PLAN_FORMAT_VERSION, "in_sync": not items, "drift": items,
+                                     "warnings": list(plan.warnings)}, indent=2, ensure_ascii=False)) + "\n"
+    head = "".join(shown(f"warning: {w}") + "\n" for w in plan.warnings)
     if not items:
-        return "No drift: the managed indexes match the spec.\n"
+        return head + "No drift: the managed indexes match the spec.\n"
     lines = [shown(f"{i['kind']:<11} {i['schema']}.{i['index']} on {i['table']}: {i['detail']}") for i in items]
-    return "\n".join(lines) + f"\n{len(items)} difference(s).\n"
+    return head + "\n".join(lines) + f"\n{len(items)} difference(s).\n"

@@ -94,13 +94,14 @@ class Session:
 
 @dataclass(frozen=True)
 class Waiting(Event):
-    """apply waits for something another session holds: old transactions a concurrent build would
-    wait for, or the advisory lock of another apply. Reported once per wait."""
+    """apply waits for something another session holds: a transaction a concurrent build waits
+    for (writers before the build, old snapshots before it is valid), or the advisory lock of
+    another apply. Reported when the wait begins and again whenever what it waits for changes."""
 
     kind: ClassVar[str] = "waiting"
     index: str | None = about("the index whose build waits", optional=True)
-    detail: str = about("what apply waits for", default="")
-    sessions: tuple[Session, ...] | None = about("the old transactions, oldest first", optional=True)
+    detail: str = about("what apply waits for (the build's phase, or who holds the apply lock)", default="")
+    sessions: tuple[Session, ...] | None = about("the transactions waited for", optional=True)
 
 
 @dataclass(frozen=True)

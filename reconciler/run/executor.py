@@ -7,9 +7,13 @@ statement sent is recorded (`Executor.sent`) so tests can assert order and timeo
 - Lock timeouts (SQLSTATE 55P03) are retried with jittered exponential backoff (pgroll
   `pkg/db/db.go`, through `wait.wait_until`, like every wait here); each retry first removes
   what the failed try left (an INVALID index).
-- Before a concurrent build, old transactions that the build would wait for are reported
-  (pid, age, query) and waited out, bounded by the build timeout, instead of failing blindly
-  (polar PR 14583: a short lock_timeout also kills a CIC waiting for old snapshots).
+- A concurrent statement (CREATE/DROP/REINDEX ... CONCURRENTLY) is watched from a second
+  session: its wait for the table's lock is bounded by the lock timeout there (the watcher
+  cancels it and the try is retried), while its waits for other transactions (writers before
+  the build, old snapshots before it is valid) are reported as they happen (pid, age, query)
+  and bounded by the build timeout only. PostgreSQL's own lock_timeout cannot tell the two
+  apart: it would cancel a build that waits for an old snapshot after scanning the whole
+  table, again and again (polar PR 14583). Without a second session, lock_timeout is used.
 - Partitioned tables resume per partition: an equivalent index already on a partition is
   attached instead of built again.
 - After each change its post-condition is verified (exists, VALID, same definition).
@@ -17,6 +21,7 @@ What must happen is decided by diff/planner; this module never decides to drop a
 """
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +37,7 @@ from ..core.redact import redact_query
 from ..errors import ApplyError
 from ..reconcile.naming import reindex_leftover_names, unnamed_index_names
 from . import events as ev
-from .wait import POLL_EVERY_SECOND, SYSTEM, Backoff, Clock, GaveUp, NotYet, wait_until
+from .wait import SYSTEM, Backoff, Clock, GaveUp, NotYet, wait_until
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
@@ -73,6 +78,8 @@ class Executor:
     backoff_base: float = 0.2                              # first retry delay (s); doubles, jittered
     clock: Clock = SYSTEM
     outcomes: list[Outcome] = field(default_factory=list)
+    # (statement, lock limit in ms) of every statement whose lock wait the watcher bounded
+    watched: list[tuple[str, int]] = field(default_factory=list)
     _partition_index: dict = field(default_factory=dict)   # (change, table) → its index (schema, name)
     _cleanups: dict = field(default_factory=dict)          # id(operation) → its cleanup (see _cleanup_of)
 
@@ -128,8 +135,9 @@ class Executor:
             if self.conn.info.transaction_status != 0:  # not idle: the cancel left us mid-statement
                 self.conn.cancel_safe() if hasattr(self.conn, "cancel_safe") else self.conn.cancel()
             cleanup = self._cleanups.get(id(op))
-            if cleanup is not None and cleanup():
-                self.emit(ev.Cleanup(op.target, "interrupted: removed the INVALID leftover of the cancelled build"))
+            if cleanup is not None:
+                # one line for one removal (and none when there was nothing to remove)
+                cleanup("interrupted: removed the INVALID leftover of the cancelled build")
         except (psycopg.Error, KeyboardInterrupt):
             self.emit(ev.Info("interrupted: could not clean up; the next plan shows what remains and the next "
                               "apply finishes it"))
@@ -158,8 +166,6 @@ class Executor:
         if kind is OpKind.RENAME:
             self._rename(op, pc)
             return
-        if kind in (OpKind.BUILD, OpKind.REINDEX):
-            self._wait_for_old_transactions(op)
         if kind is OpKind.ANALYZE:
             # Statistics help the planner but the index is built: a table too busy to ANALYZE
             # now is a warning, not a failed change (autovacuum analyzes it later).
@@ -193,9 +199,11 @@ class Executor:
                     dirty = False
                 self.emit(ev.Statement(op.sql, n))
                 return fn()
-            except psycopg.Error as e:
-                code = e.sqlstate
-                msg = (e.diag.message_primary or str(e)).strip()
+            except (psycopg.Error, _Waited) as e:
+                if isinstance(e, _Waited):
+                    code, msg = e.sqlstate, e.message
+                else:
+                    code, msg = e.sqlstate, (e.diag.message_primary or str(e)).strip()
                 retryable = code in (LOCK_NOT_AVAILABLE,) or (code == QUERY_CANCELED and "lock" in msg.lower())
                 if cleanup is not None:
                     try:
@@ -229,39 +237,30 @@ class Executor:
     def _run_with_progress(self, op: Operation):
         if not op.concurrent or not self.monitor_dsn:
             return self.run_sql(op.sql)
-        stop = threading.Event()
-        pid = self.backend_pid()
-        t = threading.Thread(target=self._poll_progress, args=(pid, op, stop), daemon=True)
-        t.start()
+        watch = _Watch(self, op, self.backend_pid())
+        watch.start()
+        watched = watch.connected()
+        if watched:
+            # the watcher bounds the wait for the table's lock; PostgreSQL must not cancel the
+            # waits for other transactions, which only the build timeout bounds
+            self.run_sql("SET lock_timeout = 0")
+            self.watched.append((op.sql, op.lock_timeout_ms or 0))
         try:
-            return self.run_sql(op.sql)
+            result = self.run_sql(op.sql)
+            if watched:   # what follows (verification, sizes) waits for locks no longer than before
+                self.run_sql(f"SET lock_timeout = '{op.lock_timeout_ms or 0}ms'")
+            return result
+        except psycopg.errors.QueryCanceled as e:
+            if watch.cancelled is not None:
+                raise _Waited(watch.cancelled, LOCK_NOT_AVAILABLE) from None
+            if watch.sessions and "statement timeout" in str(e):
+                raise _Waited(f"{(e.diag.message_primary or str(e)).strip()} (the build timeout) while it waited for "
+                              "other transactions to end: " + _sessions(watch.sessions), e.sqlstate) from None
+            raise
         finally:
-            stop.set()
-            t.join(timeout=5)
+            watch.stop()
 
-    def _poll_progress(self, pid: int, op: Operation, stop: threading.Event) -> None:
-        try:
-            with psycopg.connect(self.monitor_dsn, autocommit=True, application_name="reconciler-monitor") as mon:
-                started = time.monotonic()
-                while not stop.wait(self.progress_interval):
-                    row = mon.execute(
-                        "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total, lockers_done, "
-                        "lockers_total, current_locker_pid FROM pg_stat_progress_create_index WHERE pid = %s",
-                        (pid,)).fetchone()
-                    if row is None:
-                        continue
-                    phase, bd, bt, td, tt, ld, lt, locker = row
-                    frac = (bd / bt) if bt else (td / tt) if tt else None
-                    eta = None
-                    elapsed = time.monotonic() - started
-                    if frac and frac > 0.01:
-                        eta = round(elapsed * (1 - frac) / frac, 1)
-                    self.emit(ev.Progress(op.target, phase, bd, bt, td, tt, ld, lt, locker or None,
-                                          round(frac, 4) if frac is not None else None, eta, round(elapsed, 1)))
-        except psycopg.Error:
-            return
-
-    # -- specific steps ---------------------------------------------------------------------
+    # -- specific steps    # -- specific steps ---------------------------------------------------------------------
 
     def _index_state(self, schema: str, name: str) -> tuple[bool, bool] | None:
         """(valid, being built by someone) of an index, or None if absent."""
@@ -292,24 +291,25 @@ class Executor:
         it runs); also kept for an interrupt (`_after_interrupt`)."""
         before = set(self._indexes_on(op.table)) if op.table else set()
 
-        def cleanup() -> bool:
+        def cleanup(detail: str = "dropped the INVALID leftover of a failed build") -> bool:
             dropped = False
             for oid, (schema, name, valid, busy) in self._indexes_on(op.table).items() if op.table else ():
                 if oid not in before and name in names and not valid and not busy:
-                    self._drop_leftover(schema, name, op)
+                    self._drop_leftover(schema, name, op, detail)
                     dropped = True
             return dropped
 
         self._cleanups[id(op)] = cleanup
         return cleanup
 
-    def _drop_leftover(self, schema: str, name: str, op: Operation) -> None:
+    def _drop_leftover(self, schema: str, name: str, op: Operation,
+                       detail: str = "dropped the INVALID leftover of a failed build") -> None:
         """DROP one INVALID leftover, bounded by the timeouts of `op` (DROP INDEX CONCURRENTLY
         waits for every session holding a lock on the table: with no lock_timeout it would wait
         as long as the session that made the build fail)."""
         self._set_timeouts(op)
         self.run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
-        self.emit(ev.Cleanup(name, "dropped the INVALID leftover of a failed build"))
+        self.emit(ev.Cleanup(name, detail))
 
     def _being_built(self, schema: str, name: str) -> bool:
         state = self._index_state(schema, name)
@@ -328,36 +328,6 @@ class Executor:
             return
         self._set_timeouts(op)
         self._with_retries(op, lambda: self.run_sql(op.sql))
-
-    def _wait_for_old_transactions(self, op: Operation) -> None:
-        """A concurrent build waits for every transaction older than itself. Report those that
-        would hold it up (long-running or idle in transaction) and wait them out, within the
-        build timeout, so the short lock timeout does not kill the build in that wait."""
-        limit_ms = op.lock_timeout_ms or 0
-
-        def old_transactions(n: int):
-            rows = self.conn.execute(
-                "SELECT pid, now() - xact_start AS age, state, left(query, 4000) FROM pg_stat_activity "
-                "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-                "AND datname = current_database() AND now() - xact_start > make_interval(secs => %s) "
-                "ORDER BY xact_start", (max(limit_ms, 1000) / 1000.0,)).fetchall()
-            return NotYet(rows) if rows else None
-
-        def report(w) -> None:
-            if w.first:
-                # another session's text holds its values (an ALTER ROLE ... PASSWORD): only the
-                # shape of its statement is shown
-                self.emit(ev.Waiting(op.target, "old transactions would hold up the build; waiting for them to end",
-                                     tuple(ev.Session(p, round(a.total_seconds(), 1), s, redact_query(q or ""))
-                                           for p, a, s, q in w.state)))
-
-        try:
-            wait_until(old_transactions, backoff=POLL_EVERY_SECOND, on_wait=report, clock=self.clock,
-                       timeout_s=op.statement_timeout_ms / 1000 if op.statement_timeout_ms else 3600 * 24)
-        except GaveUp as g:
-            pids = ", ".join(f"{p} ({s}, {a.total_seconds():.0f}s)" for p, a, s, q in g.state)
-            raise ApplyError(f"{op.target}: old transactions did not end within the build timeout: {pids}",
-                             "end or wait for those sessions (pg_terminate_backend) and apply again") from None
 
     def _partition(self, op: Operation, pc: PlannedChange) -> None:
         """Make sure one table below the parent has its index, attached to the index on its
@@ -388,8 +358,6 @@ class Executor:
             if leaf and not valid and name in ours and not self._being_built(schema, name):
                 self._drop_leftover(schema, name, op)
         if chosen is None:
-            if leaf:
-                self._wait_for_old_transactions(op)
             self._set_timeouts(op)
             before = {oid for *_, oid in existing}
             self._with_retries(op, lambda: self._run_with_progress(op),
@@ -412,33 +380,57 @@ class Executor:
 
     def acquire_lock(self, wait_ms: int = 0, poll_s: float = 1.0) -> None:
         """One apply per database: a session-level advisory lock taken with pg_try_advisory_lock
-        and polled (a blocking pg_advisory_lock can deadlock with a CIC: atlas `driver.go`)."""
+        and polled (a blocking pg_advisory_lock can deadlock with a CIC: atlas `driver.go`).
+
+        Waits at most `wait_ms` for another holder, saying who it is, what it runs and for how
+        long, again whenever that changes: after a `kill -9` of an apply, its server session
+        goes on building (and holds the lock) until it notices its client is gone (at most
+        `client_connection_check_interval`, set by `check_session`), and a CI retry that starts
+        at once must wait for that rather than fail."""
 
         def try_lock(n: int):
             if self.run_sql("SELECT pg_try_advisory_lock(%s)" % ADVISORY_KEY).fetchone()[0]:
                 return True
             return NotYet(self._lock_holder())
 
+        told: list[str] = []
+
         def report(w) -> None:
-            if w.first:
-                self.emit(ev.Waiting(detail=f"another apply holds the lock: {w.state}"))
+            doing = w.state.split(": ", 1)[-1] if ": " in w.state else w.state
+            if not told or told[-1] != doing:
+                told.append(doing)
+                limit = f"; waiting up to {wait_ms / 1000:g}s for it (--wait-for-lock)" if w.first else ""
+                self.emit(ev.Waiting(detail=f"another apply holds the lock: {w.state}{limit}"))
 
         try:
             wait_until(try_lock, backoff=Backoff(base_s=poll_s, factor=1.0, cap_s=poll_s, jitter=0.0),
                        timeout_s=wait_ms / 1000, on_wait=report, clock=self.clock)
         except GaveUp as g:
-            raise ApplyError(f"another apply is running on this database: {g.state}",
-                             "wait for it, or pass --wait-for-lock 10min") from None
+            waited = f" (waited {g.elapsed_s:.0f}s)" if wait_ms else ""
+            raise ApplyError(f"another apply is running on this database{waited}: {g.state}",
+                             "wait for it, or pass a longer --wait-for-lock (e.g. 30min)") from None
 
     def _lock_holder(self) -> str:
+        """Who holds the apply lock: pid, client, and what it is doing and since when."""
         holder = self.conn.execute(
-            "SELECT a.pid, a.application_name, a.client_addr::text, now() - a.backend_start FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "SELECT a.pid, a.application_name, a.client_addr::text, a.state, "
+            "extract(epoch FROM now() - a.backend_start)::float8, extract(epoch FROM now() - a.query_start)::float8, "
+            "left(a.query, 4000), p.phase, "
+            "CASE WHEN p.blocks_total > 0 THEN round(100.0 * p.blocks_done / p.blocks_total) END "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "LEFT JOIN pg_stat_progress_create_index p ON p.pid = a.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
             "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s", (ADVISORY_KEY,)).fetchone()
         if holder is None:
             return "another session"
-        return (f"pid {holder[0]} ({holder[1] or 'no application_name'}, from {holder[2] or 'local socket'}, "
-                f"connected {holder[3].total_seconds():.0f}s ago)")
+        pid, app, addr, state, connected, since, query, phase, percent = holder
+        query = redact_query(query or "", 160)   # its values are not ours to print (see _Watch._report)
+        who = f"pid {pid} ({app or 'no application_name'}, from {addr or 'local socket'}, connected {connected:.0f}s ago)"
+        if state == "active":
+            progress = f" [{phase}" + (f", {percent:.0f}%" if percent is not None and not phase.startswith("waiting")
+                                       else "") + "]" if phase else ""
+            return f"{who}: running for {since:.0f}s: {query}{progress}"
+        return f"{who}: {state or 'idle'} for {since or 0:.0f}s, last: {query}"
 
     def release_lock(self) -> None:
         try:
@@ -447,15 +439,55 @@ class Executor:
             pass
 
     def check_session(self) -> None:
-        """Refuse a transaction-pooling proxy: CONCURRENTLY and session locks need one backend."""
-        pid1 = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        self.conn.execute("SET reconciler.session_probe = 'on'")
-        pid2, probe = self.conn.execute(
-            "SELECT pg_backend_pid(), current_setting('reconciler.session_probe', true)").fetchone()
-        if pid1 != pid2 or probe != "on":
-            raise ApplyError("the connection goes through a transaction-pooling proxy (each statement may reach "
-                             "another server session); CONCURRENTLY and session locks cannot work through it",
-                             "connect to PostgreSQL directly or through a session-pooling port")
+        """Refuse a transaction-pooling proxy (PgBouncer `pool_mode = transaction` or
+        `statement`): SET lock_timeout, the session advisory lock and a CONCURRENTLY build must
+        all run in one server session, and such a proxy hands each transaction to whichever
+        server session is free.
+
+        Two probes, because either alone can be fooled: a session mark (a custom setting with a
+        random token) must still be there, on the same backend, for each of our statements
+        (under load another client takes our server session between them); and a second client
+        of the same DSN must never see that mark nor our backend (an idle pool hands our
+        server session straight to it, which is exactly what a busy one would do to apply). A
+        direct connection or a session-pooling proxy passes both: a server session belongs to
+        one client until it disconnects."""
+        if self.conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            raise ApplyError("the server is a hot standby (read-only, in recovery): nothing can be built or dropped "
+                             "here; nothing changed", "run apply against the primary; plan and drift work on a standby")
+        token = secrets.token_hex(8)
+        pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        self.conn.execute(f"SET reconciler.session_probe = '{token}'")
+        shared = None
+        other = None
+        try:
+            if self.monitor_dsn is not None:
+                try:
+                    other = psycopg.connect(self.monitor_dsn, autocommit=True, connect_timeout=10,
+                                            application_name="reconciler-probe")
+                except psycopg.Error:
+                    other = None      # cannot open a second session: the first probe still runs
+            for _ in range(3):
+                mine = self.conn.execute("SELECT pg_backend_pid(), current_setting('reconciler.session_probe', true)"
+                                         ).fetchone()
+                if mine != (pid, token):
+                    shared = "our statements reached different server sessions"
+                    break
+                if other is not None:
+                    theirs = other.execute("SELECT pg_backend_pid(), current_setting('reconciler.session_probe', true)"
+                                           ).fetchone()
+                    if theirs[0] == pid or theirs[1] == token:
+                        shared = "another client of the same address was handed our server session"
+                        break
+        finally:
+            if other is not None:
+                other.close()
+        if shared:
+            raise ApplyError("the connection goes through a transaction-pooling proxy (" + shared + "); "
+                             "CONCURRENTLY, its lock timeout and the apply lock need one server session; "
+                             "nothing changed",
+                             "connect to PostgreSQL directly or through a session-pooling port (PgBouncer "
+                             "pool_mode = session)")
+        self.conn.execute("RESET reconciler.session_probe")
         try:
             # PostgreSQL 14+: notice a vanished client during a long build and cancel it
             self.conn.execute("SET client_connection_check_interval = '5s'")
@@ -469,6 +501,120 @@ def _shown(value) -> str:
     if isinstance(value, (bytes, memoryview)):
         value = bytes(value).decode("utf-8", "replace")
     return repr(value)
+
+
+class _Waited(Exception):
+    """A concurrent statement the watcher cancelled (its lock wait was too long), or one that ran
+    out of build timeout waiting for other transactions: the message says which."""
+
+    def __init__(self, message: str, sqlstate: str | None):
+        super().__init__(message)
+        self.message, self.sqlstate = message, sqlstate
+
+
+def _sessions(sessions: tuple[ev.Session, ...]) -> str:
+    return ", ".join(f"pid {x.pid} ({x.state}, transaction {x.age_s:.0f}s old: {x.query})" for x in sessions)
+
+
+class _Watch(threading.Thread):
+    """Watches one concurrent statement (backend `pid`) from a session of its own.
+
+    - Its wait for a lock on a relation (`pg_locks`, not granted, `waitstart`) is cancelled
+      once it passes the operation's lock timeout: the same bound `lock_timeout` gives, but for
+      that wait alone.
+    - Its waits for other transactions (`pg_stat_progress_create_index`: a "waiting for ..."
+      phase and `current_locker_pid`) are reported as `Waiting` events when the session it
+      waits for changes (pid, transaction age, state, query), and left to the build timeout.
+    - Its progress is reported every `progress_interval`; in a waiting phase without a
+      fraction (the blocks scanned before say nothing about the wait)."""
+
+    POLL_S = 0.1
+
+    def __init__(self, ex: "Executor", op: Operation, pid: int):
+        super().__init__(daemon=True, name=f"reconciler-watch-{pid}")
+        self.ex, self.op, self.pid = ex, op, pid
+        self._halt = threading.Event()
+        self._ready = threading.Event()
+        self._ok = False
+        self.cancelled: str | None = None          # why the watcher cancelled the statement
+        self.sessions: tuple[ev.Session, ...] = ()  # what the statement waits for, last seen
+
+    def connected(self) -> bool:
+        self._ready.wait(30)
+        return self._ok
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        try:
+            mon = psycopg.connect(self.ex.monitor_dsn, autocommit=True, application_name="reconciler-monitor",
+                                  connect_timeout=10)
+        except psycopg.Error:
+            self._ready.set()
+            return
+        try:
+            self._ok = True
+            self._ready.set()
+            self._watch(mon)
+        except psycopg.Error:
+            return
+        finally:
+            mon.close()
+
+    def _watch(self, mon: psycopg.Connection) -> None:
+        limit_s = (self.op.lock_timeout_ms or 0) / 1000
+        started = time.monotonic()
+        last_progress = 0.0
+        locker = None
+        while not self._halt.wait(self.POLL_S):
+            if limit_s > 0 and self.cancelled is None:
+                # one statement: the lock is checked and the cancel sent together
+                row = mon.execute(
+                    "SELECT l.relation::regclass::text, pg_blocking_pids(l.pid), pg_cancel_backend(l.pid) "
+                    "FROM pg_locks l WHERE l.pid = %s AND NOT l.granted AND l.locktype = 'relation' "
+                    "AND l.waitstart IS NOT NULL AND clock_timestamp() - l.waitstart > make_interval(secs => %s) "
+                    "LIMIT 1", (self.pid, limit_s)).fetchone()
+                if row is not None:
+                    holders = ", ".join(map(str, row[1])) or "another session"
+                    self.cancelled = (f"canceling statement due to lock timeout: waited {limit_s:g}s for a lock "
+                                      f"on {row[0]} held by pid {holders}")
+                    continue
+            now = time.monotonic()
+            if now - last_progress < self.ex.progress_interval:
+                continue
+            last_progress = now
+            row = mon.execute(
+                "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total, lockers_done, lockers_total, "
+                "current_locker_pid FROM pg_stat_progress_create_index WHERE pid = %s", (self.pid,)).fetchone()
+            if row is None:
+                continue
+            phase, bd, bt, td, tt, ld, lt, current = row
+            waiting = phase.startswith("waiting for")
+            frac = None if waiting else (bd / bt) if bt else (td / tt) if tt else None
+            elapsed = now - started
+            eta = round(elapsed * (1 - frac) / frac, 1) if frac and frac > 0.01 else None
+            self.ex.emit(ev.Progress(self.op.target, phase, bd, bt, td, tt, ld, lt, current or None,
+                                     round(frac, 4) if frac is not None else None, eta, round(elapsed, 1)))
+            if waiting and current and current != locker:
+                locker = current
+                self._report(mon, phase, current, ld, lt)
+            elif not waiting:
+                locker = None
+
+    def _report(self, mon: psycopg.Connection, phase: str, pid: int, done: int, total: int) -> None:
+        row = mon.execute("SELECT pid, coalesce(extract(epoch FROM now() - xact_start), 0)::float8, "
+                          "coalesce(state, ''), left(coalesce(query, ''), 4000) FROM pg_stat_activity WHERE pid = %s",
+                          (pid,)).fetchone()
+        if row is None:
+            return
+        # another session's text holds its values (an ALTER ROLE ... PASSWORD): only the shape of
+        # its statement is shown
+        self.sessions = (ev.Session(row[0], round(row[1], 1), row[2], redact_query(row[3])),)
+        of = f" ({done + 1} of {total})" if total else ""
+        self.ex.emit(ev.Waiting(self.op.target, f"{phase}: the build waits for this transaction to end{of}; "
+                                "the build timeout bounds the wait", self.sessions))
 
 
 def _split_qualified(text: str) -> tuple[str, str]:
