@@ -288,3 +288,57 @@ def test_good_spec_validates_against_database_and_plan_changes_nothing(tmp_path,
     assert r.returncode == 2, r.stderr
     assert "+ create public.Orders_customer_idx on Orders" in r.stdout
     assert run_sql(dsn, COUNT) == before
+
+
+def test_server_checks_of_one_table_each_report_their_own_reason(tmp_path, dsn, run_sql):
+    """The server refuses the first index of a table: the next ones on the same table are still
+    checked (their own refusal, or none), not refused for a probe table rolled back with it."""
+    run_sql(dsn, SCHEMA_SQL)
+    before = run_sql(dsn, COUNT)
+    f = write(tmp_path / "indexes.yaml", """
+        version: 1
+        indexes:
+          - name: orders_customer_idx
+            table: Orders
+            columns:
+              - column: customer_id
+                opclass: no_such_ops
+          - name: orders_status_idx
+            table: Orders
+            columns:
+              - column: status
+                opclass: int4_ops
+          - name: orders_deleted_idx
+            table: Orders
+            columns: [deletedAt]
+        """)
+    r = reconciler("validate", "-f", f, "--database", dsn)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith(f"{f}:3: error: index 'orders_customer_idx': PostgreSQL refuses it: ") and \
+        '"no_such_ops" does not exist' in lines[0], r.stderr
+    assert lines[1].startswith(f"{f}:8: error: index 'orders_status_idx': PostgreSQL refuses it: ") and \
+        'operator class "int4_ops" does not accept data type text' in lines[1], r.stderr
+    assert "pg_temp" not in r.stderr
+    assert run_sql(dsn, COUNT) == before
+
+
+def test_validate_honours_database_url(tmp_path, dsn, run_sql):
+    """Like every other command, validate checks against $DATABASE_URL when no --database is
+    given: a spec plan would refuse is not "valid"."""
+    run_sql(dsn, SCHEMA_SQL)
+    f = write(tmp_path / "indexes.yaml", ONLINE_BAD[0][1])
+    assert reconciler("validate", "-f", f).returncode == 0          # offline: nothing to see
+    r = reconciler("validate", "-f", f, env={"DATABASE_URL": dsn})
+    assert_one_error(r, f"{f}:3: error: ", "public.orders does not exist")
+
+
+def test_no_connection_names_what_it_tried(tmp_path):
+    """No --database, no $DATABASE_URL, no PG* variables (run_cli leaves the suite's out): the
+    error says so and names the socket libpq's default tried, not "cannot connect to @localhost"."""
+    write(tmp_path / "indexes.yaml", MINIMAL)
+    first = assert_one_error(reconciler("plan", cwd=tmp_path),
+                             "cannot connect to libpq's default server (no --database, $DATABASE_URL and PG* "
+                             "variables unset): connection to server on socket ")
+    assert "@localhost" not in first and ".s.PGSQL." in first

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -23,12 +24,15 @@ from .options import (
 @_db_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def validate(files, database, schema_sql, fmt):
-    """Check a spec: offline always; against a database with --database / --schema-sql."""
+    """Check a spec: offline always; against a database with --database / $DATABASE_URL / --schema-sql."""
     from ..app import validate as v
     from ..core.display import shown
 
     spec = load_spec_files(files)
     problems, defs = v.offline(spec)
+    # like every other command, $DATABASE_URL is the database when --database is not given (libpq's
+    # PG* variables alone do not make validate go online: without a database it checks offline)
+    database = database or os.environ.get("DATABASE_URL") or None
     if database or schema_sql:
         with _connection(database, schema_sql) as (conn, _):
             problems += v.online(spec, defs, conn)

@@ -73,11 +73,15 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                     out[i] = Canonicalized(None, str(e), "")
                     continue
                 try:
-                    with conn.transaction():
-                        if key not in temp_for:
+                    if key not in temp_for:
+                        # under a savepoint of its own: a refused index rolls back its savepoint,
+                        # and must not take with it the table (and the session's first temp
+                        # schema) the next index of the same table is tried on
+                        with conn.transaction():
                             temp = _next_temp(temp_for)
                             execute_one(conn, f"CREATE TEMP TABLE {temp} (LIKE {qualified(*key)})")
-                            temp_for[key] = temp
+                        temp_for[key] = temp
+                    with conn.transaction():
                         execute_one(conn, real_sql)
                         created[i] = real_sql
                 except psycopg.errors.ReadOnlySqlTransaction as e:

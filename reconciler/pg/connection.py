@@ -62,7 +62,7 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = APPLI
                             "check --database / $DATABASE_URL (the text is not shown: it may hold a password)"
                             ) from None
     except psycopg.OperationalError as e:
-        raise DatabaseError(f"cannot connect to {describe(dsn)}: {_first_line(e)}",
+        raise DatabaseError(f"cannot connect to {_target(dsn)}: {_first_line(e)}",
                             "check --database / $DATABASE_URL / PG* variables") from None
     conn.add_notice_handler(lambda diag: None)
     try:
@@ -106,7 +106,27 @@ def _dsn_problem(e: Exception) -> str:
     return scrub(line)
 
 
+_PG_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def _target(dsn: str) -> str:
+    """What was tried, for the error: the DSN's host and database, or, when nothing said where
+    to connect, that libpq fell back to its defaults (the socket path is in the reason)."""
+    if dsn.strip() or any(os.environ.get(v) for v in _PG_VARIABLES):
+        return describe(dsn)
+    return "libpq's default server (no --database, $DATABASE_URL and PG* variables unset)"
+
+
 def _first_line(e: Exception) -> str:
+    """libpq's reason in one line: each attempt's `connection to server ... failed: REASON`
+    (it names the socket path or the host and port it tried; psycopg prefixes
+    "connection failed: "), without the "Is the server running ...?" lines that follow each."""
     lines = [ln.strip() for ln in scrub(str(e)).splitlines() if ln.strip()]
-    # libpq prefixes every attempt; the last line holds the reason (FATAL: ...)
+    attempts: list[str] = []
+    for ln in lines:
+        at = ln.find("connection to server ")
+        if at >= 0 and ln[at:] not in attempts:
+            attempts.append(ln[at:])
+    if attempts:
+        return "; ".join(attempts)
     return lines[-1] if lines else type(e).__name__
