@@ -60,7 +60,7 @@ BAD_SPECS = [
             table: t
             columns: [x]
             where: "x = 1; DROP TABLE t"
-        """, 3, "contains ';'"),
+        """, 6, "contains ';'"),
     ("volatile-current-date", """
         version: 1
         indexes:
@@ -68,7 +68,7 @@ BAD_SPECS = [
             table: t
             columns: [x]
             where: "created >= CURRENT_DATE - INTERVAL '30 days'"
-        """, 3, "uses CURRENT_DATE, which is not IMMUTABLE"),
+        """, 6, "uses CURRENT_DATE, which is not IMMUTABLE"),
     ("name-64-bytes", f"""
         version: 1
         indexes:
@@ -113,7 +113,8 @@ def test_validate_json_reports_problems(tmp_path):
 
 
 def test_default_spec_file_missing(tmp_path):
-    assert_one_error(reconciler("validate", cwd=tmp_path), "indexes.yaml: no such file")
+    assert_one_error(reconciler("validate", cwd=tmp_path), "indexes.yaml: error: no such file")
+    assert_one_error(reconciler("plan", cwd=tmp_path), "error: indexes.yaml: no such file")
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -223,7 +224,7 @@ ONLINE_BAD = [
           - name: orders_customer_idx
             table: orders
             columns: [customer_id]
-        """, ["table public.orders does not exist", 'did you mean "Orders"?']),
+        """, ["table public.orders does not exist", 'did you mean "Orders"?'], 4),
     ("wrong-case-column-in-predicate", """
         version: 1
         indexes:
@@ -231,7 +232,7 @@ ONLINE_BAD = [
             table: Orders
             columns: [customer_id]
             where: deletedAt IS NULL
-        """, ["where: column 'deletedat' does not exist", 'did you mean "deletedAt"?']),
+        """, ["where: column 'deletedat' does not exist", 'did you mean "deletedAt"?'], 6),
     ("unknown-opclass", """
         version: 1
         indexes:
@@ -240,24 +241,26 @@ ONLINE_BAD = [
             columns:
               - column: customer_id
                 opclass: no_such_ops
-        """, ["PostgreSQL refuses it", "no_such_ops"]),
+        """, ["PostgreSQL refuses it", "no_such_ops"], 3),
     ("missing-column", """
         version: 1
         indexes:
           - name: orders_customer_idx
             table: Orders
             columns: [customerId]
-        """, ["column 'customerId' does not exist", 'did you mean "customer_id"?']),
+        """, ["column 'customerId' does not exist", 'did you mean "customer_id"?'], 5),
 ]
 
 
-@pytest.mark.parametrize("text, needles", [pytest.param(*c[1:], id=c[0]) for c in ONLINE_BAD])
-def test_validate_against_database_and_nothing_changes(tmp_path, dsn, run_sql, text, needles):
+@pytest.mark.parametrize("text, needles, line", [pytest.param(*c[1:], id=c[0]) for c in ONLINE_BAD])
+def test_validate_against_database_and_nothing_changes(tmp_path, dsn, run_sql, text, needles, line):
+    """validate reports at the offending key (the table, the column list, the predicate), or at
+    the entry when the server refuses the definition as a whole."""
     run_sql(dsn, SCHEMA_SQL)
     before = run_sql(dsn, COUNT)
     f = write(tmp_path / "indexes.yaml", text)
     r = reconciler("validate", "-f", f, "--database", dsn)
-    assert_one_error(r, f"{f}:3: error: ", *needles)
+    assert_one_error(r, f"{f}:{line}: error: ", *needles)
     r = reconciler("plan", "-f", f, "--database", dsn)
     assert_one_error(r, f"{f}:3: ")
     assert run_sql(dsn, COUNT) == before
@@ -331,7 +334,7 @@ def test_validate_honours_database_url(tmp_path, dsn, run_sql):
     f = write(tmp_path / "indexes.yaml", ONLINE_BAD[0][1])
     assert reconciler("validate", "-f", f).returncode == 0          # offline: nothing to see
     r = reconciler("validate", "-f", f, env={"DATABASE_URL": dsn})
-    assert_one_error(r, f"{f}:3: error: ", "public.orders does not exist")
+    assert_one_error(r, f"{f}:4: error: ", "public.orders does not exist")
 
 
 def test_no_connection_names_what_it_tried(tmp_path):
@@ -342,3 +345,76 @@ def test_no_connection_names_what_it_tried(tmp_path):
                              "cannot connect to libpq's default server (no --database, $DATABASE_URL and PG* "
                              "variables unset): connection to server on socket ")
     assert "@localhost" not in first and ".s.PGSQL." in first
+
+
+def test_validate_lists_every_problem_of_every_file(tmp_path):
+    """Not the first problem only: every problem of every file, each at its offending key (a
+    second typo in the same entry, a bad value, keys under manage: and defaults:, a predicate of
+    another entry, a second file), in text and in JSON."""
+    a = write(tmp_path / "a.yaml", """
+        version: 1
+        manage:
+          prun: true
+        defaults:
+          schemaa: public
+        indexes:
+          - name: a_idx
+            table: t
+            columns: [a]
+            uniqe: true
+            methd: btree
+          - name: b_idx
+            table: t
+            columns:
+              - column: b
+                order: sideways
+        """)
+    b = write(tmp_path / "b.yaml", """
+        version: 1
+        indexes:
+          - name: c_idx
+            table: t
+            columns: [c]
+            where: "c > 1; DROP TABLE t"
+          - name: d_idx
+            table: t
+            colums: [d]
+        """)
+    r = reconciler("validate", "-f", a, "-f", b)
+    assert r.returncode == 1 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [
+        f"{a}:3: error: manage.prun: unknown key 'prun' (did you mean 'prune'?)",
+        f"{a}:5: error: defaults.schemaa: unknown key 'schemaa' (did you mean 'schema'?)",
+        f"{a}:10: error: index 'a_idx': uniqe: unknown key 'uniqe' (did you mean 'unique'?)",
+        f"{a}:11: error: index 'a_idx': methd: unknown key 'methd' (allowed: name, table, columns, unique, "
+        "include, where, using, nulls_not_distinct, tablespace, comment, tags, schema, with)",
+        f"{a}:16: error: index 'b_idx': columns[0].order: Input should be 'asc' or 'desc'",
+        f"{b}:9: error: index 'd_idx': colums: unknown key 'colums' (did you mean 'columns'?)",
+        f"{b}:6: error: index 'c_idx': where: predicate 'c > 1; DROP TABLE t': contains ';': a fragment must be "
+        "one expression, not statements",
+    ], r.stderr
+    r = reconciler("validate", "-f", a, "-f", b, "--format", "json")
+    assert r.returncode == 1 and r.stderr == ""
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False
+    assert [(p["where"], p["index"], p["severity"]) for p in doc["problems"]] == [
+        (f"{a}:3", "", "error"), (f"{a}:5", "", "error"), (f"{a}:10", "a_idx", "error"), (f"{a}:11", "a_idx", "error"),
+        (f"{a}:16", "b_idx", "error"), (f"{b}:9", "d_idx", "error"), (f"{b}:6", "c_idx", "error")]
+    assert doc["problems"][0]["message"] == "manage.prun: unknown key 'prun' (did you mean 'prune'?)"
+
+
+@pytest.mark.parametrize("section, key, allowed", [
+    ("manage", "prunee", "did you mean 'prune'?"),
+    ("manage", "xyz", "allowed: prune, ignore, tables"),
+    ("defaults", "xyz", "allowed: schema"),
+])
+def test_unknown_keys_under_manage_and_defaults_name_their_own_keys(tmp_path, section, key, allowed):
+    """Not the keys of a column mapping (column, expression, order, ...)."""
+    f = write(tmp_path / "indexes.yaml", f"""
+        version: 1
+        {section}:
+          {key}: 1
+        indexes: []
+        """)
+    first = assert_one_error(reconciler("validate", "-f", f), f"{f}:3:", f"{section}.{key}: unknown key", allowed)
+    assert "expression" not in first

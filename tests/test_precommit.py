@@ -81,7 +81,7 @@ def test_validate_hook_fails_with_file_and_line(hooks_repo, tmp_path):
     r = try_repo(hooks_repo, project(tmp_path, GOOD.replace("columns:", "colums:")), "reconciler-validate")
     assert r.returncode == 1
     assert "reconciler validate" in r.stdout and "Failed" in r.stdout
-    assert "indexes.yaml:5: index 'orders_customer_idx': colums: unknown key 'colums'" in r.stdout
+    assert "indexes.yaml:5: error: index 'orders_customer_idx': colums: unknown key 'colums'" in r.stdout
 
 
 def test_fmt_hook_rewrites_and_fails_once(hooks_repo, tmp_path):

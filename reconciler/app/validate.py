@@ -8,13 +8,14 @@ methods, types and extensions are checked by PostgreSQL itself.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..core.index import IndexDef
 from ..core.suggest import nearest
-from ..errors import ReconcilerError, SQLFragmentError
+from ..errors import ReconcilerError, SpecError, SQLFragmentError
 from ..normalize import canonical_def, column_references, spec_entry_to_def
-from ..spec import Spec, query_reference_problems
+from ..spec import Spec, load_spec, query_reference_problems
 from .engine import table_hint
 
 
@@ -24,10 +25,32 @@ class Problem:
     index: str
     message: str
     severity: str = "error"   # error | warning
-    kind: str = "index"       # index | query: what `index` names
+    kind: str = "index"       # index | query: what `index` names; spec: a problem of the file
+                              # itself (YAML, keys, values), `message` says where in it
 
     def line(self) -> str:
+        if self.kind == "spec":   # the message names the key (and the index) itself
+            return f"{self.where}: {self.severity}: {self.message}"
         return f"{self.where}: {self.severity}: {self.kind} {self.index!r}: {self.message}"
+
+
+_WHERE = re.compile(r"(.+?:\d+): (.*)", re.S)
+_INDEX = re.compile(r"(?:index|query) '((?:[^'\\]|\\.)*)': ")
+
+
+def load(files: list[str]) -> tuple[Spec, list[Problem]]:
+    """The spec of what could be read, and every problem of every file that kept the rest from
+    loading (the other commands stop at the first)."""
+    errors: list[SpecError] = []
+    spec = load_spec(files, errors)
+    problems = []
+    for err in errors:
+        m = _WHERE.fullmatch(err.message)
+        where, _, message = (m.group(1), "", m.group(2)) if m else err.message.partition(": ")
+        named = _INDEX.match(message)
+        problems.append(Problem(where, named.group(1) if named else "",
+                                message + (f" ({err.hint})" if err.hint else ""), kind="spec"))
+    return spec, problems
 
 
 def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
@@ -37,9 +60,10 @@ def offline(spec: Spec) -> tuple[list[Problem], list[IndexDef | None]]:
         try:
             defs.append(spec_entry_to_def(e))
         except SQLFragmentError as err:
-            prefix = f"{e.where}: index {e.spec.name!r}: "
-            msg = err.message[len(prefix):] if err.message.startswith(prefix) else err.message
-            problems.append(Problem(e.where, e.spec.name, msg + (f" ({err.hint})" if err.hint else "")))
+            # "FILE:LINE: index 'NAME': field: problem", LINE that of the offending key
+            m = re.match(rf"(.+?:\d+): index {re.escape(repr(e.spec.name))}: (.*)", err.message, re.S)
+            where, msg = (m.group(1), m.group(2)) if m else (e.where, err.message)
+            problems.append(Problem(where, e.spec.name, msg + (f" ({err.hint})" if err.hint else "")))
             defs.append(None)
     # Each definition is canonicalized once; both checks below are dictionary look-ups, so a
     # spec of thousands of entries on one table stays linear.
@@ -125,7 +149,7 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
         key = (d.schema, d.table)
         if key not in tables:
             hint = table_hint(conn, d.schema, d.table)
-            problems.append(Problem(e.where, d.name, f"table {d.schema}.{d.table} does not exist"
+            problems.append(Problem(e.where_of("table"), d.name, f"table {d.schema}.{d.table} does not exist"
                                                      + (f" ({hint})" if hint else "")))
             continue
         known = cols.get(key, [])
@@ -134,15 +158,16 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
                                   ("include", list(d.include))):
             for n in names:
                 if n not in known:
-                    problems.append(Problem(e.where, d.name, f"{field_name}: column {n!r} does not exist in "
+                    problems.append(Problem(e.where_of(field_name), d.name, f"{field_name}: column {n!r} does not exist in "
                                                              f"{d.table}{_did_you_mean(n, known, quoted=False)}"))
                     bad = True
-        fragments = [("where", d.where_sql)] if d.where is not None else []
-        fragments += [("expression", k.sql) for k in d.keys if k.is_expression]
-        for field_name, text in fragments:
+        fragments = [("where", d.where_sql, ("where",))] if d.where is not None else []
+        fragments += [("expression", k.sql, ("columns", n, "expression")) for n, k in enumerate(d.keys)
+                      if k.is_expression]
+        for field_name, text, path in fragments:
             for name, quoted in column_references(text):
                 if name not in known:
-                    problems.append(Problem(e.where, d.name, f"{field_name}: column {name!r} does not exist in "
+                    problems.append(Problem(e.where_of(*path), d.name, f"{field_name}: column {name!r} does not exist in "
                                                              f"{d.table}{_did_you_mean(name, known, quoted)}"))
                     bad = True
         if not bad:

@@ -14,8 +14,9 @@ from .options import (
     OUTPUT,
     _connection,
     _db_options,
+    _files,
     _spec_option,
-    load_spec_files,
+    detail,
 )
 
 
@@ -28,12 +29,16 @@ def validate(files, database, schema_sql, fmt):
     from ..app import validate as v
     from ..core.display import shown
 
-    spec = load_spec_files(files)
-    problems, defs = v.offline(spec)
     # like every other command, $DATABASE_URL is the database when --database is not given (libpq's
     # PG* variables alone do not make validate go online: without a database it checks offline)
     database = database or os.environ.get("DATABASE_URL") or None
-    if database or schema_sql:
+    # every problem of every file: those that keep a file from loading, then the offline checks
+    # of what loaded; the server is asked only about a spec that loaded whole
+    spec, problems = v.load(_files(files))
+    detail(f"spec: {len(spec.entries)} index(es) from {', '.join(spec.files)}")
+    more, defs = v.offline(spec)
+    problems += more
+    if (database or schema_sql) and not problems:
         with _connection(database, schema_sql) as (conn, _):
             problems += v.online(spec, defs, conn)
     errors = [p for p in problems if p.severity == "error"]

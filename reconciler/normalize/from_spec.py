@@ -29,8 +29,9 @@ def _entry_to_def(entry) -> IndexDef:
     """
     ix = entry.spec
 
-    def fail(field_name: str, e: SQLFragmentError) -> SQLFragmentError:
-        return SQLFragmentError(f"{entry.where}: index {ix.name!r}: {field_name}: {e.message}", e.hint)
+    def fail(field_name: str, e: SQLFragmentError, *path) -> SQLFragmentError:
+        where = entry.where_of(*path) if hasattr(entry, "where_of") else entry.where
+        return SQLFragmentError(f"{where}: index {ix.name!r}: {field_name}: {e.message}", e.hint)
 
     keys = []
     for n, col in enumerate(ix.key_columns):
@@ -42,7 +43,7 @@ def _entry_to_def(entry) -> IndexDef:
                 parse_fragment(col.expression, "expression")
                 _refuse_volatile(col.expression, "expression")
             except SQLFragmentError as e:
-                raise fail(label, e) from None
+                raise fail(label, e, "columns", n, "expression") from None
             bare = bare_column(col.expression)
             if bare is not None:
                 keys.append(KeyPart(bare, False, col.collation, col.opclass, desc, nulls_first))
@@ -58,7 +59,7 @@ def _entry_to_def(entry) -> IndexDef:
             parse_fragment(where, "predicate")
             _refuse_volatile(where, "predicate")
         except SQLFragmentError as e:
-            raise fail("where", e) from None
+            raise fail("where", e, "where") from None
     return IndexDef(schema=entry.schema, table=ix.table, keys=tuple(keys), unique=ix.unique,
                     method=method_name(ix.using), include=tuple(ix.include), where=where,
                     nulls_not_distinct=ix.nulls_not_distinct, options=canonical_options(ix.with_),

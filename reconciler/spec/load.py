@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ..core.suggest import did_you_mean
 from ..errors import ReconcilerError, SpecError
 from .files import MAX_INPUT_BYTES, read_input
-from .models import ColumnSpec, Health, IndexSpec, QuerySpec, SpecFile, split_table_glob
+from .models import ColumnSpec, Defaults, Health, IndexSpec, Manage, QuerySpec, SpecFile, split_table_glob
 from .queries_file import QueryEntry, parse_queries_sql
 
 
@@ -29,10 +29,22 @@ class Entry:
     schema: str
     file: str
     line: int
+    # the line of each key inside the entry, by its path in it (("where",), ("columns", 0,
+    # "expression")): a problem of one key is reported at that key, not at `- name:`
+    key_lines: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    def where_of(self, *path) -> str:
+        """file:line of the key at `path` in the entry (or of the nearest key around it)."""
+        lines = dict(self.key_lines)
+        while path:
+            if path in lines:
+                return f"{self.file}:{lines[path]}"
+            path = path[:-1]
+        return self.where
 
     @property
     def spec(self) -> IndexSpec:
@@ -214,8 +226,11 @@ def read_yaml(text: str, file: str, error: type[ReconcilerError] = SpecError) ->
     return data, lines
 
 
-def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dict]:
-    """Parse and validate one spec document. Returns the model and the line map."""
+def load_spec_text(text: str, file: str = "indexes.yaml",
+                   problems: list[SpecError] | None = None) -> tuple[SpecFile | None, dict]:
+    """Parse and validate one spec document. Returns the model and the line map. With
+    `problems`, every validation problem of the document is added to it (model None) instead of
+    the first being raised; a document that cannot be read at all still raises."""
     data, lines = read_yaml(text, file)
     if data is None:
         raise SpecError(f"{file}:1: the file is empty; expected 'version: 1' and 'indexes:'")
@@ -227,8 +242,42 @@ def load_spec_text(text: str, file: str = "indexes.yaml") -> tuple[SpecFile, dic
     try:
         model = SpecFile.model_validate(data)
     except ValidationError as e:
-        raise SpecError(_first_error(e, data, lines, file)) from None
+        if problems is None:
+            raise SpecError(_first_error(e, data, lines, file)) from None
+        problems.extend(SpecError(m) for m in _all_errors(e, data, lines, file))
+        return _without_bad_entries(data, lines, e)
     return model, lines
+
+
+def _without_bad_entries(data: dict, lines: dict, e: ValidationError) -> tuple[SpecFile | None, dict]:
+    """The document without the index and query entries pydantic refused (their problems are
+    reported): the model of the rest, so that `validate` checks the good entries too, and the
+    line map renumbered to match. None when a problem is outside the entries."""
+    bad: dict[str, set] = {"indexes": set(), "queries": set()}
+    for err in e.errors():
+        loc = err["loc"]
+        if len(loc) >= 2 and loc[0] in bad and isinstance(loc[1], int):
+            bad[loc[0]].add(loc[1])
+        else:
+            return None, lines
+    kept = dict(data)
+    renumbered = {k: v for k, v in lines.items() if not (k and k[0] in bad and len(k) > 1)}
+    for key, drop in bad.items():
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        kept[key] = []
+        for i, item in enumerate(items):
+            if i in drop:
+                continue
+            j = len(kept[key])
+            kept[key].append(item)
+            renumbered.update({(key, j, *k[2:]): v for k, v in lines.items()
+                               if len(k) > 1 and k[0] == key and k[1] == i})
+    try:
+        return SpecFile.model_validate(kept), renumbered
+    except ValidationError:
+        return None, lines
 
 
 _TYPE_WORDS = {"bool_type": "a boolean", "int_type": "an integer", "float_type": "a number",
@@ -268,7 +317,38 @@ def _pick_error(errors: list) -> tuple[dict, str | None]:
 
 
 def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
-    err, override = _pick_error(e.errors())
+    return _format_error(*_pick_error(e.errors()), data, lines, file)
+
+
+_UNION_BRANCHES = ("str", "ColumnSpec", "bool", "int", "float")
+
+
+def _all_errors(e: ValidationError, data: dict, lines: dict, file: str) -> list[str]:
+    """Every problem pydantic found, one message each, in the order of the file: the errors of
+    one place (a key, or an item whose union branches each complained) are one problem, told as
+    `_pick_error` tells it; a required key reported missing next to an unknown key of the same
+    mapping is the same typo, told once."""
+    errors = e.errors()
+    typo_parents = {tuple(x["loc"][:-1]) for x in errors if x["type"] == "extra_forbidden"}
+    groups: dict[tuple, list] = {}
+    for x in errors:
+        if x["type"] == "missing" and tuple(x["loc"][:-1]) in typo_parents:
+            continue
+        loc = x["loc"]
+        branch = next((i for i, p in enumerate(loc) if isinstance(p, str) and (
+            p.startswith("function-") or p in _UNION_BRANCHES)), len(loc))
+        groups.setdefault(tuple(loc[:branch]), []).append(x)
+    out = [_format_error(*_pick_error(g), data, lines, file) for g in groups.values()]
+    out = list(dict.fromkeys(out))
+
+    def line_of(message: str) -> int:
+        rest = message[len(file) + 1:]
+        return int(rest.split(":", 1)[0]) if rest.split(":", 1)[0].isdigit() else 0
+
+    return sorted(out, key=line_of)
+
+
+def _format_error(err: dict, override: str | None, data: dict, lines: dict, file: str) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in (
         "str", "ColumnSpec", "bool", "int", "float", "literal['asc','desc']"))))
     # pydantic adds union-branch names to loc: keep only real keys and indexes
@@ -305,8 +385,15 @@ def _first_error(e: ValidationError, data: dict, lines: dict, file: str) -> str:
     return f"{file}:{line}: {label}: {msg}"
 
 
+def _keys(model) -> list[str]:
+    """The keys a spec writes for a model: field aliases (`schema`, `with`) where they have one."""
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
 _KNOWN_KEYS = {
     "top": list(SpecFile.model_fields),
+    "manage": _keys(Manage),
+    "defaults": _keys(Defaults),
     "health": list(Health.model_fields),
     "index": list(IndexSpec.model_fields) + ["schema", "with"],
     "column": list(ColumnSpec.model_fields),
@@ -319,8 +406,8 @@ def _suggest_key(path: tuple) -> str:
     key = str(path[-1])
     if len(path) == 1:
         pool = _KNOWN_KEYS["top"]
-    elif path[0] == "health":
-        pool = _KNOWN_KEYS["health"]
+    elif path[0] in ("health", "manage", "defaults"):
+        pool = _KNOWN_KEYS[path[0]]
     elif path[0] == "queries":
         pool = _KNOWN_KEYS["query"]
     else:
@@ -329,20 +416,30 @@ def _suggest_key(path: tuple) -> str:
     return did_you_mean(key, pool) or f" (allowed: {', '.join(pool)})"
 
 
-def load_spec(paths: list[str | Path]) -> Spec:
-    """Read and merge spec files (a directory means every *.yaml / *.yml in it, sorted)."""
+def load_spec(paths: list[str | Path], problems: list[SpecError] | None = None) -> Spec:
+    """Read and merge spec files (a directory means every *.yaml / *.yml in it, sorted).
+
+    The first problem is raised, unless `problems` is given (`validate`): then every problem of
+    every file is added to it, in file order, and the result is the spec of what could be read
+    (so that the entries of the files that loaded are checked too)."""
+
+    def fail(err: SpecError) -> None:
+        if problems is None:
+            raise err
+        problems.append(err)
+
     files: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
             found = sorted(list(p.glob("*.yaml")) + list(p.glob("*.yml")))
             if not found:
-                raise SpecError(f"{p}: no *.yaml files in this directory")
+                fail(SpecError(f"{p}: no *.yaml files in this directory"))
             files.extend(found)
         elif p.exists():
             files.append(p)
         else:
-            raise SpecError(f"{p}: no such file")
+            fail(SpecError(f"{p}: no such file"))
     entries: list[Entry] = []
     prune: bool | None = None
     prune_file = None
@@ -356,26 +453,36 @@ def load_spec(paths: list[str | Path]) -> Spec:
         if f.resolve() in loaded:  # `-f . -f indexes.yaml`: one file, read once
             continue
         loaded[f.resolve()] = f
-        text = read_input(f, "spec file", error=SpecError)
-        texts.append(text)
-        model, lines = load_spec_text(text, str(f))
+        try:
+            text = read_input(f, "spec file", error=SpecError)
+            texts.append(text)
+            model, lines = load_spec_text(text, str(f), problems)
+        except SpecError as e:
+            fail(e)
+            continue
+        if model is None:   # its problems are in `problems`
+            continue
         if "prune" in model.manage.model_fields_set:  # a file that does not say keeps the others' value
             if prune is not None and prune != model.manage.prune:
-                raise SpecError(f"{f}:{lines.get(('manage', 'prune'), 1)}: manage.prune is "
-                                f"{str(model.manage.prune).lower()} here but {str(prune).lower()} in "
-                                f"{prune_file}; the merged spec needs one value")
+                fail(SpecError(f"{f}:{lines.get(('manage', 'prune'), 1)}: manage.prune is "
+                               f"{str(model.manage.prune).lower()} here but {str(prune).lower()} in "
+                               f"{prune_file}; the merged spec needs one value"))
             prune, prune_file = model.manage.prune, f
         ignore.extend(g for g in model.manage.ignore if g not in ignore)
         globs.extend(g for g in model.manage.tables if g not in globs)
         for key in sorted(model.health.model_fields_set):
             value, where = getattr(model.health, key), f"{f}:{lines.get(('health', key), 1)}"
             if key in health and health[key][0] != value:
-                raise SpecError(f"{where}: health.{key} is {value!r} here but {health[key][0]!r} at "
-                                f"{health[key][1]}; the merged spec needs one value")
+                fail(SpecError(f"{where}: health.{key} is {value!r} here but {health[key][0]!r} at "
+                               f"{health[key][1]}; the merged spec needs one value"))
             health.setdefault(key, (value, where))
+        inside: dict[int, list] = {}   # one pass over the line map: linear in the file
+        for k, v in lines.items():
+            if len(k) > 2 and k[0] == "indexes":
+                inside.setdefault(k[1], []).append((k[2:], v))
         for i, ix in enumerate(model.indexes):
             schema = ix.schema_ or model.defaults.schema_
-            entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1)))
+            entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1), tuple(inside.get(i, ()))))
         for i, q in enumerate(model.queries):
             queries.append(QueryEntry(q.name, q.sql, tuple(q.params) if q.params is not None else None,
                                       tuple(q.uses), q.budget_ms, q.budget_cost, str(f),
@@ -388,21 +495,27 @@ def load_spec(paths: list[str | Path]) -> Spec:
                 qtext = read_input(qpath, "queries file", error=SpecError)
             except SpecError as e:
                 reason = e.message.removeprefix(f"{qpath}: ").removeprefix("cannot read the queries file: ")
-                raise SpecError(f"{f}:{key_line}: queries_file: cannot read {qpath}: {reason}") from None
+                fail(SpecError(f"{f}:{key_line}: queries_file: cannot read {qpath}: {reason}"))
+                continue
             texts.append(qtext)   # part of the spec's content (digest)
-            queries.extend(parse_queries_sql(qtext, str(qpath)))
+            try:
+                queries.extend(parse_queries_sql(qtext, str(qpath)))
+            except SpecError as e:
+                fail(e)
     seen: dict[tuple[str, str], Entry] = {}
     for e in entries:
         key = (e.schema, e.name)
         if key in seen:
-            raise SpecError(f"{e.where}: index {e.name!r}: name already used at {seen[key].where} "
-                            "(index names are unique per schema)")
+            fail(SpecError(f"{e.where}: index {e.name!r}: name already used at {seen[key].where} "
+                           "(index names are unique per schema)"))
+            continue
         seen[key] = e
     named: dict[str, QueryEntry] = {}
     for q in queries:
         if q.name in named:
-            raise SpecError(f"{q.where}: query {q.name!r}: name already used at {named[q.name].where} "
-                            "(query names are unique)")
+            fail(SpecError(f"{q.where}: query {q.name!r}: name already used at {named[q.name].where} "
+                           "(query names are unique)"))
+            continue
         named[q.name] = q
     return Spec(tuple(entries), bool(prune), tuple(ignore), tuple(str(f) for f in loaded.values()), tuple(globs),
                 tuple(queries), Health(**{k: v for k, (v, _) in health.items()}), content_digest(texts))
