@@ -418,3 +418,20 @@ def test_unknown_keys_under_manage_and_defaults_name_their_own_keys(tmp_path, se
         """)
     first = assert_one_error(reconciler("validate", "-f", f), f"{f}:3:", f"{section}.{key}: unknown key", allowed)
     assert "expression" not in first
+
+
+def test_validate_accepts_columns_qualified_by_their_table(tmp_path, dsn, run_sql):
+    """PostgreSQL accepts `table.column` in an index predicate or expression; the server's check
+    (on a copy of the table) must read it the same, not refuse it for a missing FROM entry."""
+    run_sql(dsn, SCHEMA_SQL)
+    f = write(tmp_path / "indexes.yaml", """
+        version: 1
+        indexes:
+          - name: orders_live_idx
+            table: Orders
+            columns:
+              - expression: lower("Orders".status)
+            where: '"Orders"."deletedAt" IS NULL'
+        """)
+    r = reconciler("validate", "-f", f, "--database", dsn)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr

@@ -41,10 +41,11 @@ def _pairs() -> list[dict]:
     return json.loads(PAIRS.read_text())
 
 
-def test_regress_corpus_written_equals_printed():
-    """For every CREATE [UNIQUE] INDEX of PostgreSQL's regression tests, the statement as a person
-    wrote it and what pg_get_indexdef() printed for it are the same definition (strict or loose)."""
-    compared, failures = 0, []
+def _regress_pairs_by_text() -> tuple[list[tuple[dict, IndexDef, IndexDef]], list[tuple[dict, IndexDef, IndexDef]], list[str]]:
+    """(pairs the text decides, pairs only the server can decide, failures): a pair is left to
+    the server when its strict forms differ and its loose forms agree (an operator class that may
+    be the column type's default, a constant whose type the column decides)."""
+    sure, unsure, failures = [], [], []
     for pair in _pairs():
         if not CREATE_INDEX.match(pair["query"]):
             continue
@@ -54,12 +55,76 @@ def test_regress_corpus_written_equals_printed():
         except SQLFragmentError as e:
             failures.append(f"#{pair['seq']}: cannot parse: {e.message}")
             continue
-        compared += 1
-        if not (same_definition(written, printed) or same_definition(written, printed, loose=True)):
+        if same_definition(written, printed):
+            sure.append((pair, written, printed))
+        elif same_definition(written, printed, loose=True):
+            unsure.append((pair, written, printed))
+        else:
             failures.append(f"#{pair['seq']}: {pair['query']!r} vs {pair['indexdef']!r}: "
                             f"{differences(printed, written)}")
+    return sure, unsure, failures
+
+
+def test_regress_corpus_written_equals_printed():
+    """For every CREATE [UNIQUE] INDEX of PostgreSQL's regression tests, the statement as a person
+    wrote it and what pg_get_indexdef() printed for it are the same definition by text (strict),
+    except the few only the server can decide, which must still agree loosely and are then
+    decided by a server (`test_regress_corpus_unsure_pairs_decided_by_the_server`)."""
+    sure, unsure, failures = _regress_pairs_by_text()
     assert not failures, "\n".join(failures)
-    assert compared >= 180, f"only {compared} pairs compared"
+    assert len(sure) >= 160, f"only {len(sure)} pairs decided by text"
+    assert len(unsure) <= 30, [p["seq"] for p, _, _ in unsure]
+
+
+# the regression database's tables, types and functions (no data, no index): enough for the
+# server to say what the statements as written mean
+_REGRESS_DDL = re.compile(r"\s*(CREATE\s+((UNLOGGED\s+)?TABLE|(OR\s+REPLACE\s+)?FUNCTION|TYPE|DOMAIN|COLLATION)\b)",
+                          re.I)
+
+
+@pytest.mark.integration
+def test_regress_corpus_unsure_pairs_decided_by_the_server(dsn, pg_major):
+    """The pairs text alone cannot decide (`_regress_pairs_by_text`) are decided by PostgreSQL:
+    the regression database's tables are created (from the regression files themselves), each
+    statement as written is printed by the server (`pg.canonicalize`, a rolled-back temp table)
+    and must equal what pg_get_indexdef() printed for it, strictly. The pairs were captured on
+    PostgreSQL 18: an older server may refuse a statement as written (PostgreSQL 15 cannot store
+    an index expression of 29 kB: pg_index got a TOAST table later), never print it differently."""
+    import psycopg
+
+    from reconciler.normalize import split_statements
+    from reconciler.pg.canonicalize import canonicalize
+
+    _, unsure, _ = _regress_pairs_by_text()
+    assert unsure, "no pair left to the server: the text rules decide them all (then drop this test)"
+    base = PAIRS.parent
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for path in (base / "support" / "test_setup.sql", base / "create_index.sql", base / "index_including.sql",
+                     base / "indexing.sql"):
+            text = "\n".join(ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("\\"))
+            for _, stmt in split_statements(text):
+                if _REGRESS_DDL.match(stmt) and " TABLESPACE " not in stmt.upper():
+                    try:
+                        conn.execute(stmt, prepare=False)
+                    except psycopg.Error:
+                        pass   # the regression files also hold statements that must fail
+        conn.autocommit = False
+        results = canonicalize(conn, [w for _, w, _ in unsure])
+    decided, refused, failures = 0, [], []
+    for pos, (pair, written, printed) in enumerate(unsure):
+        r = results.get(pos)
+        if r is not None and r.definition is None and pg_major < 18 and "row is too big" in (r.error or ""):
+            refused.append(pair["seq"])
+            continue
+        if r is None or r.definition is None:
+            failures.append(f"#{pair['seq']}: the server did not print it: {r.error if r else 'no result'}")
+            continue
+        decided += 1
+        if not same_definition(replace(r.definition, name=printed.name), printed):
+            failures.append(f"#{pair['seq']}: {pair['query']!r}: the server prints {r.definition.create_sql()!r}, "
+                            f"pg_get_indexdef() printed {pair['indexdef']!r}")
+    assert not failures, "\n".join(failures)
+    assert decided + len(refused) == len(unsure) and len(refused) <= 2, refused
 
 
 def test_regress_corpus_names_and_tables_parse():

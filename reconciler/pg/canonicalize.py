@@ -67,7 +67,7 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                 key = (d.schema, d.table)
                 try:
                     real_sql = d.create_sql(concurrently=False, name=f"rc_probe_{i}",
-                                            table=f"pg_temp.{temp_for.get(key, _next_temp(temp_for))}",
+                                            table=qualified("pg_temp", temp_for.get(key) or _next_temp(key, temp_for)),
                                             with_tablespace=False)
                 except UnsafeSQLValue as e:
                     out[i] = Canonicalized(None, str(e), "")
@@ -78,8 +78,8 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                         # and must not take with it the table (and the session's first temp
                         # schema) the next index of the same table is tried on
                         with conn.transaction():
-                            temp = _next_temp(temp_for)
-                            execute_one(conn, f"CREATE TEMP TABLE {temp} (LIKE {qualified(*key)})")
+                            temp = _next_temp(key, temp_for)
+                            execute_one(conn, f"CREATE TEMP TABLE {qualified('pg_temp', temp)} (LIKE {qualified(*key)})")
                         temp_for[key] = temp
                     with conn.transaction():
                         execute_one(conn, real_sql)
@@ -123,8 +123,11 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
     return out
 
 
-def _next_temp(temp_for: dict) -> str:
-    return f"rc_probe_t{len(temp_for)}"
+def _next_temp(key: tuple[str, str], temp_for: dict) -> str:
+    """The probe table of `key` (schema, table) is named like the table itself, so that a
+    predicate or expression that names its columns as `table.column` (PostgreSQL allows it)
+    reads the same on the copy; another schema's table of the same name gets a made-up name."""
+    return key[1] if key[1] not in temp_for.values() else f"rc_probe_t{len(temp_for)}"
 
 
 def _refuse_read_only(conn: psycopg.Connection) -> None:
