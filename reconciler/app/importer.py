@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from typing import Callable, Iterable
 
 from ..core.index import IndexDef, LiveIndex
@@ -151,6 +152,6 @@ def import_spec(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[s
 
 def refuse_overwrite(path: str, force: bool) -> None:
     """`import -o FILE` replaces FILE only when told to: it is usually the spec itself."""
-    if not force and Path(path).exists():
+    if not force and os.path.lexists(path):   # a link is a file there too
         raise ReconcilerError(f"{path}: already exists; not overwritten",
                               "pass --force to replace it, or -o another file")
