@@ -440,11 +440,16 @@ def test_import_mistakes_are_reported_once_and_correctly(dsn, run_sql, tmp_path)
     assert text.startswith("# Left out by import: identical to another index") and \
         "#   public.t_a_idx: same definition as public.t_a_copy" in text, text
     assert [e["name"] for e in yaml.safe_load(text)["indexes"]] == ["t_a_copy", "t_b_idx"]
+    assert yaml.safe_load(text)["manage"]["ignore"] == ["t_a_idx"]
     reconciler("validate", "-f", out, check=0)
     reconciler("validate", "-f", out, "--database", dsn, check=0)
+    # the imported spec converges: no change, also with prune (the copy is ignored, not dropped)
     r = reconciler("plan", "-f", out, "--database", dsn, "--format", "json", check=0)
     doc = json.loads(r.stdout)
-    assert doc["changes"] == [] and [(d["kind"], d["index"]) for d in doc["drift"]] == [("extra", "t_a_idx")]
+    assert doc["changes"] == [] and doc["drift"] == [], doc
+    pruned = tmp_path / "pruned.yaml"
+    pruned.write_text(text.replace("manage:\n", "manage:\n  prune: true\n", 1))
+    reconciler("plan", "-f", pruned, "--database", dsn, "--detailed-exitcode", check=0)
 
     r = reconciler("import", "--database", dsn, "-o", out)
     assert r.returncode == 1 and r.stderr.splitlines()[0] == f"error: {out}: already exists; not overwritten"

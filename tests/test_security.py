@@ -863,7 +863,8 @@ def test_import_writes_names_from_the_database_visibly(db, run_sql, tmp_path):
 
     names = ["nl\nname", "esc\x1b[2Jname", "bidi\u202ename"]
     for i, n in enumerate(names):
-        run_sql(db, f"CREATE INDEX {psycopg.sql.Identifier(n).as_string(None)} ON t (b)")
+        # three different definitions: identical ones would be a pair, and import keeps one
+        run_sql(db, f"CREATE INDEX {psycopg.sql.Identifier(n).as_string(None)} ON t (b) WHERE b <> {i}")
     out = tmp_path / "imported.yaml"
     code, _, err = run_in_process("import", "-d", db, "-o", out)
     assert code == 0, err

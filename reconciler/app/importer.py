@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import glob
 import os
 from typing import Callable, Iterable
 
+from ..core.display import shown
 from ..core.index import IndexDef, LiveIndex
 from ..errors import ReconcilerError, SQLFragmentError
 from ..normalize import (
@@ -140,14 +142,21 @@ def import_spec(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[s
     kept, pairs = without_duplicates(chosen)
     header = ""
     if pairs:
-        header = ("# Left out by import: identical to another index (a spec cannot list both; `plan` reports\n"
-                  "# each as extra, and with manage.prune: true drops it):\n")
+        # A spec cannot list both (validate: "same definition as"). The copy goes under
+        # manage.ignore, by its exact name: the imported spec plans as no change, also with
+        # prune, until someone decides which of the two to drop.
+        header = ("# Left out by import: identical to another index (a spec cannot list both). Each is under\n"
+                  "# manage.ignore, so plan neither reports nor drops it; to drop it, take it out of ignore\n"
+                  "# and set manage.prune: true:\n")
         for dup, original in pairs:
-            header += f"#   {dup.schema}.{dup.name}: same definition as {original.schema}.{original.name}\n"
+            # names from the database, in a comment: printable (`core.display.shown`), one line each
+            header += (f"#   {shown(dup.schema)}.{shown(dup.name)}: same definition as "
+                       f"{shown(original.schema)}.{shown(original.name)}\n")
             warnings.append(f"warning: {dup.schema}.{dup.name} and {original.schema}.{original.name} are the same "
-                            f"index (identical definitions); the spec keeps {original.name} and leaves "
-                            f"{dup.name} out (it says so at the top)")
-    return dump_spec(kept, header, managed=managed), kept, warnings
+                            f"index (identical definitions); the spec keeps {original.name} and lists "
+                            f"{dup.name} under manage.ignore (it says so at the top)")
+    ignore = [glob.escape(dup.name) for dup, _ in pairs]   # a name, not a pattern: * ? [ taken literally
+    return dump_spec(kept, header, managed=managed, ignore=ignore), kept, warnings
 
 
 def refuse_overwrite(path: str, force: bool) -> None:

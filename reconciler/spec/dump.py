@@ -121,12 +121,14 @@ def _escape_hidden(text: str) -> str:
 
 
 def dump_spec(defs: Iterable[IndexDef], header: str = "", default_schema: str = "public",
-              managed: list[str] | None = None) -> str:
+              managed: list[str] | None = None, ignore: list[str] | None = None) -> str:
     entries = [entry(d, default_schema) for d in defs]
     doc: dict = {"version": 1}
+    if ignore:
+        doc["manage"] = {"ignore": ignore}
     if managed:
         # the tables the import looked at, so that prune also covers tables left with no index
-        doc["manage"] = {"tables": managed}
+        doc.setdefault("manage", {})["tables"] = managed
     doc["indexes"] = entries
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
     return header + _escape_hidden(text)
