@@ -35,10 +35,11 @@ def validate(files, database, schema_sql, fmt):
     # every problem of every file: those that keep a file from loading, then the offline checks
     # of what loaded; the server is asked only about a spec that loaded whole
     spec, problems = v.load(_files(files))
+    loaded_whole = not problems
     detail(f"spec: {len(spec.entries)} index(es) from {', '.join(spec.files)}")
     more, defs = v.offline(spec)
     problems += more
-    if (database or schema_sql) and not problems:
+    if (database or schema_sql) and loaded_whole:
         with _connection(database, schema_sql) as (conn, _):
             problems += v.online(spec, defs, conn)
     errors = [p for p in problems if p.severity == "error"]
