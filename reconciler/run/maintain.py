@@ -1,8 +1,9 @@
 """Carries out `reconciler maintain`'s statements with the executor's safety, one at a time.
 
 One job: run what `health.maintain` decided. It reuses the executor's own machinery (same
-package): old transactions a REINDEX CONCURRENTLY would wait for are reported and waited out
-first, each try sets its own lock_timeout and statement_timeout, lock timeouts are retried
+package): the transactions a REINDEX CONCURRENTLY waits for are reported as it waits for them
+and bounded by the build timeout (the executor's watcher), each try sets its own lock_timeout and
+statement_timeout, lock timeouts are retried
 with jittered backoff, REINDEX reports pg_stat_progress_create_index and VACUUM / ANALYZE
 their own progress views. A REINDEX that fails, times out or is interrupted leaves an INVALID
 copy (`<name>_ccnew`): it is removed by the executor's own cleanup rule (`_cleanup_of`), which
@@ -50,8 +51,8 @@ class Maintainer:
             # snapshot of the table's indexes now, before the statement: see the module docstring
             cleanup = ex._cleanup_of(op, set(reindex_leftover_names(op.target)))
         try:
-            if op.kind is OpKind.REINDEX:
-                ex._wait_for_old_transactions(op)
+            # a concurrent REINDEX's waits for other transactions are reported as they happen and
+            # bounded by the build timeout by the executor's watcher (`Executor._run_with_progress`)
             ex._set_timeouts(op)
             run = (lambda: self._run_with_table_progress(op)) if op.kind in _PROGRESS else \
                 (lambda: ex._run_with_progress(op))
