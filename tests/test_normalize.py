@@ -573,19 +573,20 @@ def test_spec_entry_to_def(tmp_path):
     assert d.keys[1] == KeyPart("email")  # `(email)` is a plain column, as PostgreSQL stores it
 
 
-@pytest.mark.parametrize("body, needle", [
-    pytest.param("    columns: [x]\n    where: 'a = 1; select 1'\n", "where: predicate 'a = 1; select 1': contains ';'",
+@pytest.mark.parametrize("body, needle, line", [
+    pytest.param("    columns: [x]\n    where: 'a = 1; select 1'\n", "where: predicate 'a = 1; select 1': contains ';'", 6,
                  id="two-statements"),
     pytest.param("    columns: [x]\n    where: 'created >= CURRENT_DATE'\n", "where: predicate 'created >= CURRENT_DATE' "
-                 "uses CURRENT_DATE, which is not IMMUTABLE", id="volatile-predicate"),
-    pytest.param("    columns: [{expression: 'random()'}]\n", "columns[0].expression: expression 'random()' uses random()",
+                 "uses CURRENT_DATE, which is not IMMUTABLE", 6, id="volatile-predicate"),
+    pytest.param("    columns: [{expression: 'random()'}]\n", "columns[0].expression: expression 'random()' uses random()", 5,
                  id="volatile-expression"),
     pytest.param("    columns: [{expression: 'a -- x'}]\n", "columns[0].expression: expression 'a -- x': contains an SQL "
-                 "comment", id="comment"),
+                 "comment", 5, id="comment"),
 ])
-def test_spec_fragment_errors_name_file_line_index_field(tmp_path, body, needle):
+def test_spec_fragment_errors_name_file_line_index_field(tmp_path, body, needle, line):
+    """file:line of the offending key (where:, expression:), then the index and the field."""
     spec = _spec(tmp_path, "  - name: ix\n    table: t\n" + body)
     with pytest.raises(SQLFragmentError) as info:
         normalize_spec(spec)
-    prefix = f"{tmp_path / 'indexes.yaml'}:3: index 'ix': "
+    prefix = f"{tmp_path / 'indexes.yaml'}:{line}: index 'ix': "
     assert info.value.message.startswith(prefix + needle), info.value.message
