@@ -161,6 +161,6 @@ def import_spec(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[s
 
 def refuse_overwrite(path: str, force: bool) -> None:
     """`import -o FILE` replaces FILE only when told to: it is usually the spec itself."""
-    if not force and os.path.lexists(path):   # a link is a file there too
+    if not force and os.path.exists(path) and not os.path.islink(path):   # a link: write_output refuses it
         raise ReconcilerError(f"{path}: already exists; not overwritten",
                               "pass --force to replace it, or -o another file")
