@@ -667,6 +667,49 @@ def test_schema_file_cannot_reach_the_host(tmp_path):
         assert "root:" not in err + out and not pwned.exists(), err
 
 
+def test_schema_file_cannot_use_what_a_superuser_installed_for_it(tmp_path):
+    """Extensions a schema file asks for that need a superuser (dblink, pg_stat_statements,
+    earthdistance, ...) are installed for it; their functions must not become the file's
+    capabilities: dblink_connect() from a schema file would open a connection from the CI
+    machine to any host. Nothing reaches a listener; what an index or a trigger needs of such
+    extensions (IMMUTABLE functions, trigger functions) still works."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    spec = spec_with(tmp_path, "columns: [a]")
+    try:
+        for attack in (f"SELECT dblink_connect('host=127.0.0.1 port={port} dbname=x user=x password=x')",
+                       f"SELECT * FROM dblink('host=127.0.0.1 port={port} dbname=x user=x password=x', "
+                       "'SELECT 1') AS r(x int)",
+                       "SELECT pg_stat_statements_reset()"):
+            schema = tmp_path / "schema.sql"
+            schema.write_text("CREATE EXTENSION dblink;\nCREATE EXTENSION pg_stat_statements;\n"
+                              f"CREATE TABLE t (id int, a text);\n{attack};\n")
+            code, out, err = run_in_process("plan", "--schema-sql", schema, "-f", spec)
+            line = one_line_error(code, err)
+            assert f"{schema}:4:" in line and "permission denied" in line, err
+            with pytest.raises(TimeoutError):
+                listener.accept()[0].close()
+    finally:
+        listener.close()
+    schema = tmp_path / "schema.sql"
+    schema.write_text(textwrap.dedent("""
+        CREATE EXTENSION earthdistance CASCADE;
+        CREATE EXTENSION moddatetime;
+        CREATE TABLE t (id int, a text, lat float8, lng float8, updated_at timestamp);
+        CREATE INDEX t_geo ON t USING gist (ll_to_earth(lat, lng));
+        CREATE TRIGGER t_touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION moddatetime(updated_at);
+        """))
+    spec.write_text("version: 1\nindexes:\n  - {name: t_geo, table: t, using: gist, "
+                    "columns: [{expression: 'll_to_earth(lat, lng)'}]}\n")
+    code, out, err = run_in_process("plan", "--schema-sql", schema, "-f", spec)
+    assert code == 0 and "No changes" in out, out + err
+
+
 def test_schema_server_runs_unprivileged_and_stops(tmp_path):
     """The throwaway server's OS user is not in group root (as root), and it is gone after the
     run; a statement that runs too long is cut by the statement timeout."""

@@ -194,6 +194,27 @@ def preinstall_extensions(admin_dsn: str, statements: list[tuple[int, str]]) -> 
                         pgsql.Identifier(name)))
                 except psycopg.Error:
                     pass   # the file's own statement reports it, with its line
+        _revoke_capabilities(c)
+
+
+def _revoke_capabilities(c: psycopg.Connection) -> None:
+    """What a superuser installed is for the schema's indexes, not a capability of the file's
+    role: functions of those extensions are callable by PUBLIC (dblink_connect() opens a
+    connection to any host from the machine running reconciler; pg_stat_statements_reset()
+    writes). An index can only use IMMUTABLE functions, and a trigger function is only run by
+    its trigger (CREATE TRIGGER needs EXECUTE on it): every other function of every extension
+    present now (the database is still empty: all of them were installed just above, by us)
+    loses EXECUTE for PUBLIC."""
+    rows = c.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+        "JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e' "
+        "JOIN pg_extension e ON e.oid = d.refobjid "
+        "WHERE e.extname <> 'plpgsql' AND p.provolatile <> 'i' AND p.prorettype <> 'trigger'::regtype "
+        "AND p.prokind IN ('f', 'p', 'w')").fetchall()
+    for (signature,) in rows:
+        # the signature is the server's own rendering of a catalog entry (identifiers quoted by
+        # format_procedure), not text from the file
+        c.execute(pgsql.SQL("REVOKE EXECUTE ON ROUTINE {} FROM PUBLIC").format(pgsql.SQL(signature)))
 
 
 # What a statement fails with when something it names was never created: after an extension
