@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from reconciler.cli import main as cli_main
 
@@ -856,6 +857,29 @@ def test_odd_input_files(tmp_path):
     code, _, err = run_in_process("import", "--from-sql", _sql_file(tmp_path), "-o", link)
     assert "symbolic link" in one_line_error(code, err)
     assert target.read_text() == "keep me\n"
+
+
+def test_fmt_keeps_hidden_characters_visible(tmp_path):
+    """`fmt` reads files like every command (a FIFO is refused, not waited on) and never turns
+    an escape into the invisible character it stands for: a bidi override or zero-width space
+    written "\\u202e" in a spec stays an escape in the rewritten file, and `--diff` prints
+    none raw (nor the ones a file already holds raw, in a comment)."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    r = reconciler("fmt", fifo, timeout=60)
+    assert "FIFO" in one_line_error(r.returncode, r.stderr)
+
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text('version: 1\nindexes:\n'
+                    '  # says \u202e"admin" raw\n'
+                    '  - {table: t, name: "t_a\\u202e\\u200b\\x1b[2J\u00e9", columns: ["a\\u2066"]}\n')
+    before = yaml.safe_load(spec.read_text())
+    code, out, err = run_in_process("fmt", "--diff", spec)
+    assert code == 0, err
+    assert out and not any(ch in out for ch in "\u202e\u200b\u2066\x1b"), out
+    written = spec.read_text()
+    assert yaml.safe_load(written) == before
+    assert not any(ch in written.replace("# says \u202e", "") for ch in "\u202e\u200b\u2066\x1b"), written
 
 
 def _sql_file(tmp_path: Path) -> Path:

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from ..core.display import shown
+from ..core.ident import has_hidden
 from ..errors import SpecError
+from ..spec.files import read_input
 from .group import cli
 from .options import EXIT_CHANGES, EXIT_CODES_HELP, note
 
@@ -42,17 +45,18 @@ def fmt(paths, check, show_diff):
 
     changed = []
     for path in _spec_paths(paths):
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise SpecError(f"{path}: cannot read: {e}") from None
+        text = read_input(str(path), "spec file")   # a regular file of bounded size, UTF-8
         new = format_spec(text, str(path))
         if new == text:
             continue
         changed.append(path)
         if show_diff:
-            click.echo("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
-                                                    f"{path}", f"{path} (formatted)")), nl=False)
+            # the lines of the file as they are, but a terminal must not act on what they hold
+            diff = "".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                f"{path}", f"{path} (formatted)"))
+            if has_hidden(diff.replace("\n", "").replace("\t", "")):
+                diff = "".join(c if c in "\n\t" else shown(c) for c in diff)
+            click.echo(diff, nl=False)
         if check:
             note(f"would reformat {path}")
         else:

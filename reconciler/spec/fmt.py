@@ -18,6 +18,7 @@ import io
 import re
 from typing import Any
 
+from ..core.ident import has_hidden
 from .load import load_spec_text
 from .models import parse_shorthand
 
@@ -33,10 +34,47 @@ _KEYWORDS = re.compile(r"^(asc|desc|nulls|first|last)$", re.I)
 FLOW_MAX = 80
 
 
+def _hidden_in(text: str) -> bool:
+    # tabs and line breaks are layout in a block scalar (a query's SQL), not something hidden
+    return has_hidden(text.replace("\n", "").replace("\t", ""))
+
+
+def _emitter():
+    from ruamel.yaml.emitter import Emitter
+
+    class SafeTextEmitter(Emitter):
+        """ruamel writes a bidi override or a zero-width character raw, even when the file had
+        it as an escape ("\u202e"): fmt would turn a visible escape into an invisible character
+        that reorders how the line reads. A scalar holding one is written double-quoted, with
+        everything outside printable ASCII escaped."""
+
+        def choose_scalar_style(self):
+            # a block scalar (| or >) cannot hold an escape, so what it holds was raw in the file
+            # already (and ruamel marks a folded scalar's folds with BEL characters)
+            if self.event.style not in ("|", ">") and isinstance(self.event.value, str) \
+                    and _hidden_in(self.event.value):
+                if self.analysis is None:
+                    self.analysis = self.analyze_scalar(self.event.value)
+                return '"'
+            return super().choose_scalar_style()
+
+        def write_double_quoted(self, text, split=True):
+            if self.event.style in ("|", ">") or not _hidden_in(text):
+                return super().write_double_quoted(text, split)
+            allow, self.allow_unicode = self.allow_unicode, False
+            try:
+                return super().write_double_quoted(text, split)
+            finally:
+                self.allow_unicode = allow
+
+    return SafeTextEmitter
+
+
 def _yaml():
     from ruamel.yaml import YAML
 
     y = YAML()  # round trip: comments, quotes and key positions are kept
+    y.Emitter = _emitter()
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
     y.width = 120
