@@ -858,6 +858,16 @@ def test_odd_input_files(tmp_path):
     assert "symbolic link" in one_line_error(code, err)
     assert target.read_text() == "keep me\n"
 
+    # init: a dangling link where indexes.yaml goes would create its target anywhere
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    elsewhere = tmp_path / "elsewhere.yaml"
+    (repo / "indexes.yaml").symlink_to(elsewhere)
+    for force in ((), ("--force",)):
+        r = reconciler("init", "--no-workflow", *force, cwd=repo, timeout=60)
+        one_line_error(r.returncode, r.stderr)
+        assert not elsewhere.exists(), r.stderr
+
 
 def test_fmt_keeps_hidden_characters_visible(tmp_path):
     """`fmt` reads files like every command (a FIFO is refused, not waited on) and never turns

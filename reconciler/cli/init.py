@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import ReconcilerError
+from ..spec.files import write_output
 from .group import cli
 from .options import EXIT_CODES_HELP, _connection, note
 
@@ -36,7 +37,7 @@ def init(database, schema_sql, schemas, directory, action_ref, no_workflow, forc
 
     root = Path(directory)
     targets = [root / "indexes.yaml", root / SCHEMA_FILE] + ([] if no_workflow else [root / WORKFLOW_PATH])
-    existing = [str(t) for t in targets if t.exists()]
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]   # a dangling link too
     if existing and not force:
         raise ReconcilerError(f"{existing[0]} exists; nothing written", "pass --force to overwrite")
     if database or schema_sql:
@@ -61,7 +62,7 @@ def init(database, schema_sql, schemas, directory, action_ref, no_workflow, forc
         files[targets[2]] = workflow("indexes.yaml", schema_rel, action_ref)
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        write_output(path, text)   # never through a symbolic link planted where a file goes
         note(f"wrote {path}")
     note(f"{len(defs)} index(es) in {targets[0]}; next: `reconciler plan"
          + (f" --schema-sql {schema_sql}`" if schema_sql else "`"))
