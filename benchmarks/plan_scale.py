@@ -294,8 +294,9 @@ def main() -> int:
             n_entries = spec.read_text().count("\n- name: ")
             print(f"spec.yaml: {spec.stat().st_size:,} bytes, {n_entries} entries")
         plan_cmd = [RECONCILER, "plan", "-f", str(spec), "--database", dsn, "--detailed-exitcode"]
-        # warm: the parsed spec is in reconciler's content cache (after the warm-up run);
-        # cold: RECONCILER_NO_CACHE=1, as on a fresh CI runner
+        # reconciler keeps no cache on disk any more (issue 11: a pickled cache was a way in), so
+        # both rows measure the same; plan-cold sets RECONCILER_NO_CACHE=1 as older versions
+        # needed to skip theirs, which keeps before/after runs comparable
         results["plan"] = bench("plan", plan_cmd, args.runs)
         results["plan-cold"] = bench("plan-cold", plan_cmd, args.runs,
                                      env={**os.environ, "RECONCILER_NO_CACHE": "1"})

@@ -5,7 +5,7 @@ line and a terminal, a SQL script or a pull-request comment shows what is really
 """
 from __future__ import annotations
 
-from .ident import is_hidden
+from .ident import has_hidden, is_hidden
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def _escape(ch: str) -> str:
@@ -32,7 +32,7 @@ def json_safe(text: str) -> str:
     """JSON text (from json.dumps) with every hidden character inside its strings written as a
     \\u escape: json.dumps(ensure_ascii=False) leaves C1 controls, bidi overrides and line
     separators raw. Outside strings JSON has only ASCII punctuation and whitespace."""
-    if not any(is_hidden(c) for c in text if c not in "\n\t\r "):
+    if not has_hidden(text.replace("\n", "").replace("\t", "").replace("\r", "")):
         return text
     out = []
     for c in text:
