@@ -133,11 +133,26 @@ class EmbeddedServer:
         """Stop the server and delete its directory (idempotent)."""
         if self._running:
             self._running = False
+            pid = self._postmaster_pid()
             try:
-                self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "30", "stop")
+                self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "-t", "60", "stop")
             except (OSError, subprocess.SubprocessError):
                 pass
+            if pid is not None and not _gone(pid, 30.0):
+                # pg_ctl gave up (a busy machine): the server we started must not outlive us, nor
+                # keep writing into the directory deleted below
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                _gone(pid, 10.0)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def admin_dsn(self, dbname: str = "postgres") -> str:
         return psycopg.conninfo.make_conninfo(host=str(self.dir), user="postgres", dbname=dbname)
@@ -284,6 +299,29 @@ def load_schema(dsn: str, path: str | Path, admin_dsn: str | None = None,
     if skipped:
         warn(f"warning: {path}: compared what could be loaded: {not_created} statement(s) not created "
              f"for lack of {', '.join(skipped)}; indexes on those tables are not compared")
+
+
+def _gone(pid: int, seconds: float) -> bool:
+    """Wait up to `seconds` for process `pid` (a server we started) to exit."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                return True   # exited, waiting for its parent (pg_ctl's shell) to reap it
+        except (OSError, IndexError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _exit_on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
