@@ -738,11 +738,15 @@ def test_schema_server_runs_unprivileged_and_stops(tmp_path):
 
 def test_schema_server_stops_on_sigterm(tmp_path):
     """A cancelled CI job sends SIGTERM: the throwaway server stops and its directory goes."""
+    import shutil
     import signal
+    import tempfile
     import time
 
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    # a directory of its own to watch, outside pytest's basetemp: the server user must pass
+    # through every ancestor, and a pytest session starting meanwhile (another worktree on a
+    # shared machine) resets /tmp/pytest-of-USER to 0700
+    tmp = Path(tempfile.mkdtemp(prefix="reconciler-sigterm-"))
     schema = tmp_path / "schema.sql"
     schema.write_text("CREATE TABLE t (id int, a text);\nSELECT pg_sleep(60);\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL"))}
@@ -773,6 +777,7 @@ def test_schema_server_stops_on_sigterm(tmp_path):
             p.kill()
         if postmaster is not None and _alive(postmaster):
             os.kill(postmaster, signal.SIGKILL)   # the server this test started
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
