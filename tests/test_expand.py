@@ -7,7 +7,7 @@ import pytest
 
 from reconciler.core.index import IndexDef, KeyPart
 from reconciler.errors import SpecError
-from reconciler.reconcile.expand import expand, glob_like, glob_regex, is_glob
+from reconciler.reconcile.expand import collapse, expand, glob_like, glob_regex, is_glob
 
 
 def _d(schema, table, name):
@@ -86,3 +86,63 @@ def _like_to_regex(like: str) -> str:
         out += ".*" if c == "%" else "." if c == "_" else re.escape(c)
         i += 1
     return out
+
+
+def _tenant(schema, *names):
+    return [IndexDef(schema, "orders", (KeyPart(n[0]),), name=n) for n in names]
+
+
+def test_import_collapses_identical_tenant_schemas_into_one_glob_entry():
+    defs = _tenant("tenant_001", "a_idx", "b_idx") + _tenant("tenant_002", "a_idx", "b_idx") + \
+        _tenant("tenant_003", "a_idx", "b_idx") + _tenant("public", "a_idx")
+    tables = [(s, "orders") for s in ("tenant_001", "tenant_002", "tenant_003", "public")]
+    out, globs = collapse(defs, tables)
+    assert globs == {"tenant_001": "tenant_*", "tenant_002": "tenant_*", "tenant_003": "tenant_*"}
+    assert sorted((d.schema, d.name) for d in out) == [("public", "a_idx"), ("tenant_*", "a_idx"), ("tenant_*", "b_idx")]
+    # and back: expanding the collapsed spec gives exactly the imported indexes
+    back = expand(out, [d.schema for d in out], ["x"] * len(out), tables)
+    assert sorted((d.schema, d.name, d.keys) for d in back.desired) == sorted((d.schema, d.name, d.keys) for d in defs)
+
+
+def test_no_collapse_when_a_glob_would_reach_a_schema_that_differs():
+    # tenant_002 differs; tenant_001 and tenant_003 are alike but tenant_* would reach tenant_002 too
+    defs = _tenant("tenant_001", "a_idx") + _tenant("tenant_002", "z_idx") + _tenant("tenant_003", "a_idx")
+    tables = [(s, "orders") for s in ("tenant_001", "tenant_002", "tenant_003")]
+    out, globs = collapse(defs, tables)
+    assert globs == {} and out == defs
+    # a schema with the table but no index at all would get them from the glob: no collapse either
+    defs = _tenant("tenant_001", "a_idx") + _tenant("tenant_002", "a_idx")
+    assert collapse(defs, [(s, "orders") for s in ("tenant_001", "tenant_002", "tenant_009")])[1] == {}
+
+
+def test_collapse_cuts_the_glob_after_a_separator_when_that_is_still_exact():
+    defs = _tenant("acme_eu_1", "a_idx") + _tenant("acme_eu_2", "a_idx") + _tenant("acme_us_1", "z_idx")
+    tables = [(s, "orders") for s in ("acme_eu_1", "acme_eu_2", "acme_us_1")]
+    out, globs = collapse(defs, tables)
+    assert set(globs.values()) == {"acme_eu_*"}
+
+
+def test_schemas_alike_are_compared_once_and_the_rest_only_when_they_differ():
+    from reconciler.app.engine import _alike_schemas
+    from reconciler.core.index import LiveIndex
+    from reconciler.pg.catalog import Snapshot, Table
+
+    tables, indexes, shapes = [], [], {}
+    oid = 100
+    for s in ("t1", "t2", "t3", "t4", "t5"):
+        tables.append(Table(oid, s, "orders", "p" if s == "t5" else "r", 0, 0, None, True))
+        oid += 1
+        for name in ("a_idx", "b_idx") if s != "t3" else ("a_idx",):
+            d = IndexDef(s, "orders", (KeyPart(name[0]),), name=name)
+            x = LiveIndex(d, oid=oid, valid=s != "t4" or name != "b_idx")
+            indexes.append(x)
+            shapes[oid] = 0 if name == "a_idx" else 1
+            oid += 1
+    snap = Snapshot(tuple(tables), tuple(indexes), 180000, shapes=shapes)
+    desired = [IndexDef(s, "orders", (KeyPart(n[0]),), name=n) for s in ("t1", "t2", "t3", "t4", "t5")
+               for n in ("a_idx", "b_idx")]
+    owners = [0, 1] * 5
+    groups = sorted(_alike_schemas(snap, desired, owners))
+    # t1 and t2 are alike; t3 lacks an index, t4's is INVALID, t5 is partitioned: each alone
+    assert groups == [["t1", "t2"], ["t3"], ["t4"], ["t5"]]
+    assert _alike_schemas(snap, desired[:2], owners[:2]) is None   # t1 alone has desired ones: nothing alike

@@ -164,11 +164,16 @@ def _check_saved(saved: SavedPlan, fresh: Plan, spec, plan_path: str) -> None:
 def run_apply(*, files: list[str], database: str | None, plan_file: str | None, auto_approve: bool, dry_run: bool,
               timeouts: Timeouts, retries: int, allowed: set[str], fmt: str, wait_for_lock: int,
               confirm: Callable[[str], bool], echo: Callable, color: bool, select: tuple[str, ...] = (),
-              quiet: bool = False) -> bool:
+              quiet: bool = False, loaded: tuple | None = None, connector: Callable = connect) -> bool:
+    """`loaded`: (spec, desired) already read and checked (a fleet run does it once);
+    `connector(dsn, autocommit=True)` opens the connection (a fleet run's can be cancelled)."""
     allowed = parse_allowed(allowed)   # a typo is an error before anything else happens
     dsn = resolve_dsn(database)
-    spec = load_spec(files)
-    desired = check_spec(spec)  # a bad spec is reported before connecting
+    if loaded is not None:
+        spec, desired = loaded
+    else:
+        spec = load_spec(files)
+        desired = check_spec(spec)  # a bad spec is reported before connecting
     check_queries(spec)
     saved = _read_saved_plan(plan_file) if plan_file else None
     if saved is not None:
@@ -187,8 +192,8 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
                              "nothing was run") from None
     printer = _Printer(fmt, echo, color and fmt == "text", quiet)
     # a dry run promises not to change anything: its session is read-only like plan's
-    conn = connect(dsn, autocommit=True, read_only=dry_run, lock_timeout_ms=timeouts.lock_ms,
-                   statement_timeout_ms=timeouts.statement_ms)
+    conn = connector(dsn, autocommit=True, read_only=dry_run, lock_timeout_ms=timeouts.lock_ms,
+                     statement_timeout_ms=timeouts.statement_ms)
     eq = Equivalence(conn)   # the server's words of each desired index, asked once for the whole run
     ex = Executor(conn, emit=printer, retries=retries, monitor_dsn=dsn, verify=verifier(conn, eq),
                   find_on_partition=find_on_partition(conn, eq))
@@ -235,6 +240,36 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         if locked:
             ex.release_lock()
         conn.close()
+
+
+def apply_outcome(target: str, dsn: str, *, spec, desired, fmt: str, echo: Callable, connector: Callable,
+                  **options):
+    """`apply` on one database of a fleet (no prompt: the caller asked for --auto-approve or
+    --dry-run). The event log goes to `echo` as it happens; the outcome's summary is the run's
+    last summary line."""
+    from ..fleet import Outcome, Status
+
+    said: list[str] = []
+
+    def record(text: str = "") -> None:
+        said.extend(str(text).splitlines())
+        echo(text)
+
+    def no_prompt(question: str) -> bool:
+        raise ApplyError("a fleet apply does not prompt", "pass --auto-approve (or --dry-run)")
+
+    ok = run_apply(files=list(spec.files), database=dsn, plan_file=None, confirm=no_prompt, echo=record, color=False,
+                   fmt=fmt, loaded=(spec, desired), connector=connector, **options)
+    lines = [ln.strip() for ln in said if not ln.startswith("{")]
+    summary = next((ln for ln in reversed(lines) if ln.startswith(("Summary:", "Interrupted.", "after apply"))),
+                   next((ln for ln in reversed(lines) if ln.startswith(("No changes", "Plan:", "dry run"))),
+                        "No changes."))
+    if fmt == "json":
+        events = [json.loads(ln) for ln in said if ln.startswith("{")]
+        summary = next((e["detail"].splitlines()[0] for e in reversed(events) if e.get("event") == "info"
+                        and str(e.get("detail", "")).startswith(("Summary:", "Interrupted.", "dry run"))),
+                       "No changes.")
+    return Outcome(Status.OK if ok else Status.FAILED, 0 if ok else 1, summary)
 
 
 def _bounded(conn, timeouts: Timeouts, retries: int, printer, fn: Callable):

@@ -9,7 +9,6 @@ Everything that can be refused is refused here, before anything is executed.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 
 import psycopg
@@ -18,14 +17,17 @@ from ..core.index import IndexDef, TableFacts
 from ..core.suggest import nearest
 from ..core.plan import Drift, Plan
 from ..errors import ReconcilerError
-from ..normalize import normalize_spec, same_definition
+from ..normalize import normalize_spec
 from ..pg import catalog
 from ..pg.catalog import Snapshot
 from ..reconcile.diff import diff_indexes
 from ..reconcile.planner import Timeouts, build_plan
 from ..reconcile.naming import is_leftover, leftover_of
+from ..pg.citus import read_citus
+from ..reconcile import expand as expand_mod
+from ..reconcile.citus import unsafe_changes, worker_refusal
 from ..spec import Selection, Spec, glob_to_like
-from .equivalence import Equivalence
+from .equivalence import Equivalence, Sharing
 
 
 @dataclass
@@ -37,13 +39,28 @@ class Comparison:
     drift: list[Drift]
     warnings: list[str] = field(default_factory=list)
     canonicalized: int = 0          # how many desired indexes the server had to print
+    schemas: tuple[str, ...] = ()   # the schemas of the managed tables
 
 
 def fingerprint(snapshot: Snapshot) -> str:
-    """A digest of the managed live indexes: a saved plan is stale when this moved."""
-    items = sorted((x.schema, x.table, x.name, x.valid, x.definition.signature(), x.parent_index or "")
-                   for x in snapshot.indexes)
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+    """A digest of the managed live indexes: a saved plan is stale when this moved. One
+    signature per shape (indexes of a shape differ only in schema, table and name)."""
+    sigs: dict[int, str] = {}
+
+    def signature(x) -> str:
+        shape = snapshot.shapes.get(x.oid)
+        if shape is None:
+            return x.definition.relocated("", "").signature()
+        sig = sigs.get(shape)
+        if sig is None:
+            sig = sigs[shape] = x.definition.relocated("", "").signature()
+        return sig
+
+    h = hashlib.sha256()
+    for item in sorted((x.schema, x.table, x.name, str(x.valid), signature(x), x.parent_index or "")
+                       for x in snapshot.indexes):
+        h.update("\0".join(item).encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()[:16]
 
 
 def table_hint(conn: psycopg.Connection, schema: str, table: str) -> str | None:
@@ -52,29 +69,32 @@ def table_hint(conn: psycopg.Connection, schema: str, table: str) -> str | None:
     return f'did you mean "{near}"?' if near is not None else None
 
 
-def check_tables(conn: psycopg.Connection, desired: list[IndexDef], spec: Spec, snapshot: Snapshot) -> None:
+def check_tables(conn: psycopg.Connection, desired: list[IndexDef], entries, snapshot: Snapshot) -> None:
+    """A literal schema.table that does not exist is an error (a glob only covers what exists)."""
     known = {(t.schema, t.name) for t in snapshot.tables}
-    for d, e in zip(desired, spec.entries):
+    for d, e in zip(desired, entries):
         if (d.schema, d.table) not in known:
             raise ReconcilerError(f"{e.where}: index {d.name!r}: table: {d.schema}.{d.table} does not exist "
                                   "(names are taken literally, case kept)", table_hint(conn, d.schema, d.table))
 
 
-def select_changes(spec: Spec, selection: Selection, changes: list, drift: list[Drift]) -> tuple[list, list[Drift]]:
+def select_changes(spec: Spec, selection: Selection, changes: list, drift: list[Drift],
+                   owners: dict | None = None) -> tuple[list, list[Drift]]:
     """The one place `--select` applies (Terraform's -target): the whole spec was compared, only
     the changes of selected entries are kept. A change belongs to the spec entry of its index;
     a leftover of an interrupted replace to the entry it was derived from; an unlisted index
     (a prune drop, extra drift) is selected only by name= or table=."""
     if not selection.partial:
         return changes, drift
-    entries = {(e.schema, e.name): e for e in spec.entries}
+    # `owners`: {(schema, index): entry} of the desired definitions (a glob entry once per schema)
     names = [e.name for e in spec.entries]
+    entries = owners if owners is not None else {(e.schema, e.name): e for e in spec.entries}
 
     def chosen(schema: str, index: str, table: str) -> bool:
         owner = leftover_of(index, names) if is_leftover(index) else None
         e = entries.get((schema, owner or index))
         if e is not None:
-            return selection.index(e.schema, e.name, e.table, e.tags)
+            return selection.index(schema, e.name, e.table, e.tags)
         return selection.index(schema, index, table)
 
     return ([c for c in changes if chosen(c.schema, c.index, c.table)],
@@ -87,42 +107,59 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     if desired is None:
         desired = normalize_spec(spec)
 
-    # sizes, scan counts and comments only matter for what changes: read them afterwards
-    snapshot = catalog.introspect(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs],
-                                  stats=False)
-    check_tables(conn, desired, spec, snapshot)
+    # sizes, scan counts and comments only matter for what changes: read them afterwards. The
+    # tables of a schema-glob entry are read in the same set-based query, never per schema.
+    patterns = [glob_to_like(g) for g in spec.table_globs] + spec.glob_entry_patterns()
+    snapshot = catalog.introspect(conn, spec.tables, patterns=patterns, stats=False)
+    citus = read_citus(conn)   # None without the extension (docs/citus.md)
+    if worker_refusal(citus):
+        raise ReconcilerError(worker_refusal(citus), "see docs/citus.md")
     warnings: list[str] = []
     if catalog.in_hot_standby(conn):
         warnings.append("connected to a hot standby: read-only, nothing is written here; apply must run on the "
                         "primary (the standby may lag it)")
+    expansion = expand_mod.expand(desired, [e.schema for e in spec.entries], [e.where for e in spec.entries],
+                                  [(t.schema, t.name) for t in snapshot.tables if t.named])
+    entries = [spec.entries[o] for o in expansion.owners]
+    for i in expansion.unmatched:
+        e = spec.entries[i]
+        warnings.append(f"{e.where}: index {e.name!r}: schema {e.schema!r} matches no schema with a table "
+                        f"{e.table!r}; nothing planned for it")
+    desired = list(expansion.desired)
+    check_tables(conn, desired, entries, snapshot)
     live_by_table: dict[tuple[str, str], list] = {}
+    by_name = {}
     for x in snapshot.indexes:
-        live_by_table.setdefault((x.schema, x.table), []).append(x)
+        d = x.definition
+        live_by_table.setdefault((d.schema, d.table), []).append(d)
+        by_name[(d.schema, d.name)] = d
+
+    # Work shared across schemas: a glob entry's definition meets live indexes of one shape in
+    # every tenant schema (see Sharing).
+    eq = Equivalence(conn, use_server=use_server, share=Sharing.of(snapshot, desired, expansion.owners))
 
     # Text first: an entry equal to some live index on its table needs no server. The index
     # of the same name is tried first: after an import it is equal as written, without parsing.
-    by_name = {(x.schema, x.name): x for x in snapshot.indexes}
-
     def settled(d: IndexDef) -> bool:
         x = by_name.get((d.schema, d.name))
-        if x is not None and x.table == d.table and x.definition == d:
+        if x is not None and x.table == d.table and eq.text_same(d, x):
             return True
-        return any(same_definition(d, x.definition) for x in live_by_table.get((d.schema, d.table), ()))
+        return any(eq.text_same(d, x) for x in live_by_table.get((d.schema, d.table), ()))
 
-    # Where text is unsure, the server prints the desired index in its own words: asked in
-    # one batch, so that every definition it refuses is reported before anything else.
-    eq = Equivalence(conn, use_server=use_server)
-    unsure = [i for i, d in enumerate(desired) if not settled(d)]
-    answers = eq.prefetch(desired[i] for i in unsure)
-    errors = []
-    for i in unsure:
-        r = answers.get(desired[i])
-        if r is not None and r.error:
-            e = spec.entries[i]
-            errors.append(f"{e.where}: index {desired[i].name!r}: PostgreSQL refuses it: {r.error}: {r.sql}")
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ReconcilerError(errors[0] + more, "run `reconciler validate` to see every problem")
+    def ask_server(positions: list[int]) -> None:
+        """Where text is unsure, the server prints the desired index in its own words: asked in
+        one batch, so that every definition it refuses is reported before anything else."""
+        unsure = [i for i in positions if not settled(desired[i])]
+        answers = eq.prefetch(desired[i] for i in unsure)
+        errors = []
+        for i in unsure:
+            r = answers.get(desired[i])
+            if r is not None and r.error and (not errors or not errors[-1].startswith(entries[i].where + ":")):
+                e = entries[i]
+                errors.append(f"{e.where}: index {desired[i].name!r}: PostgreSQL refuses it: {r.error}: {r.sql}")
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ReconcilerError(errors[0] + more, "run `reconciler validate` to see every problem")
 
     facts_cache: dict[tuple[str, str], TableFacts] = {}
 
@@ -140,17 +177,73 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     # Only indexes of managed tables take part: an ancestor read for a named partition's facts
     # is not managed, and its partitioned index (every partition's) is never touched from here.
     managed = {(t.schema, t.name) for t in snapshot.tables if t.managed}
-    live = [x for x in snapshot.indexes if (x.schema, x.table) in managed]
-    changes, drift = diff_indexes(desired, live, same=eq.same, reasons=eq.reasons, prune=spec.prune,
-                                  ignored=spec.ignored, table_facts=table_facts)
+    managed_live = [x for x in snapshot.indexes if (x.schema, x.table) in managed]
+
+    def diff(schemas: set[str] | None) -> tuple[list, list]:
+        at = [i for i, d in enumerate(desired) if schemas is None or d.schema in schemas]
+        ask_server(at)
+        live = [x for x in managed_live if schemas is None or x.definition.schema in schemas]
+        return diff_indexes([desired[i] for i in at], live, same=eq.same, reasons=eq.reasons, prune=spec.prune,
+                            ignored=spec.ignored, table_facts=table_facts)
+
+    # Schemas alike (the same entries against live indexes of the same shapes) have the same
+    # diff: one of each kind is compared first, and the others only when it differs.
+    alike = _alike_schemas(snapshot, desired, expansion.owners)
+    if alike is None:
+        changes, drift = diff(None)
+    else:
+        first = {members[0] for members in alike}
+        changes, drift = diff(first)
+        differing = {c.schema for c in changes} | {d.schema for d in drift}
+        rest = {s for members in alike if members[0] in differing for s in members[1:]}
+        if rest:
+            more_changes, more_drift = diff(rest)
+            changes = sorted(changes + more_changes, key=lambda c: (c.schema, c.table, c.index, c.action))
+            drift = sorted(drift + more_drift, key=lambda d: (d.schema, d.table, d.index, d.kind))
     if eq.warning:
         warnings.append(eq.warning)
-    changes, drift = select_changes(spec, selection, changes, drift)
+    changes, drift = select_changes(spec, selection, changes, drift,
+                                    {(d.schema, d.name): e for d, e in zip(desired, entries)})
+    unsafe = unsafe_changes(citus, changes)
+    if unsafe:
+        more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+        raise ReconcilerError(f"refused on Citus {citus.version}: {unsafe[0]}{more}; nothing changed",
+                              "docs/citus.md says what reconciler does and does not do on a Citus cluster")
     detailed = catalog.with_stats(conn, [c.live for c in changes if c.live is not None])
     changes = [replace(c, live=detailed.get(c.live.oid, c.live)) if c.live is not None else c for c in changes]
     if conn.info.transaction_status != 0 and not conn.autocommit:
         conn.rollback()
-    return Comparison(spec, desired, snapshot, changes, drift, warnings, eq.asked)
+    schemas = tuple(sorted({t.schema for t in snapshot.tables if t.named}))
+    return Comparison(spec, desired, snapshot, changes, drift, warnings, eq.asked, schemas)
+
+
+def _alike_schemas(snapshot: Snapshot, desired: list[IndexDef], owners) -> list[list[str]] | None:
+    """Schemas grouped by what their diff depends on: for each desired definition its entry
+    and name; for each live index its table, name, shape and catalog state. A schema with a
+    partition, an index of unknown shape or a leftover name (whose diff may look beyond the
+    schema) is a group of its own. None when nothing is shared (one schema per group)."""
+    sig: dict[str, list] = {}
+    alone: set[str] = set()
+    for d, o in zip(desired, owners):
+        sig.setdefault(d.schema, []).append(("d", d.table, d.name, o))
+    for t in snapshot.tables:
+        if t.kind == "p" or t.parent_oid is not None:
+            alone.add(t.schema)
+    for x in snapshot.indexes:
+        d = x.definition
+        shape = snapshot.shapes.get(x.oid)
+        if shape is None or x.parent_index or x.partitioned or is_leftover(d.name):
+            alone.add(d.schema)
+            continue
+        sig.setdefault(d.schema, []).append(("x", d.table, d.name, shape, x.valid, x.ready, x.being_built,
+                                              x.constraint or "", x.constraint_type or "", x.table_kind))
+    groups: dict[object, list[str]] = {}
+    for schema, items in sig.items():
+        key = ("alone", schema) if schema in alone else frozenset(items)   # names are unique per schema
+        groups.setdefault(key, []).append(schema)
+    if len(groups) == len(sig):
+        return None
+    return [sorted(members) for members in groups.values()]
 
 
 def check_spec(spec: Spec) -> list[IndexDef]:
@@ -167,6 +260,7 @@ def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Time
     cmp = compare(conn, spec, use_server=use_server, desired=desired, selection=selection)
     plan = build_plan(cmp.changes, cmp.drift, timeouts=timeouts, fingerprint=fingerprint(cmp.snapshot),
                       warnings=tuple(cmp.warnings))
+    plan = replace(plan, schemas=cmp.schemas)
     if selection.partial:
         plan = replace(plan, selection=tuple(str(x) for x in selection.selectors))
     return plan, cmp

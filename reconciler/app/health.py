@@ -39,11 +39,20 @@ def read_snapshot(opts: HealthOptions, spec: Spec | None, thresholds: Thresholds
     conn = connect(resolve_dsn(opts.database), autocommit=True, read_only=True,
                    lock_timeout_ms=opts.lock_timeout_ms, statement_timeout_ms=opts.statement_timeout_ms)
     try:
+        from ..errors import ReconcilerError
+        from ..pg.citus import read_citus
+
+        citus = read_citus(conn)
+        if citus is not None:
+            # on a coordinator idx_scan of a distributed index is always 0: every one would be "unused"
+            raise ReconcilerError(f"health does not support Citus ({citus.version}) yet: the coordinator's "
+                                  "statistics do not count the scans on the shards (docs/citus.md)")
         if opts.all_tables or spec is None:
             snap = stats.read_stats(conn, None, lock_timeout_ms=opts.lock_timeout_ms,
                                     statement_timeout_ms=opts.statement_timeout_ms)
         else:
-            snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs],
+            snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs]
+                                    + spec.glob_entry_patterns(),
                                     lock_timeout_ms=opts.lock_timeout_ms,
                                     statement_timeout_ms=opts.statement_timeout_ms)
         if opts.replicas:
@@ -60,8 +69,10 @@ def read_snapshot(opts: HealthOptions, spec: Spec | None, thresholds: Thresholds
     return snap
 
 
-def run_health(opts: HealthOptions) -> HealthReport:
-    spec = spec_for(opts.files, opts.all_tables)
+def run_health(opts: HealthOptions, spec: Spec | None = None, loaded: bool = False) -> HealthReport:
+    """`spec`, when the caller already loaded it (`loaded`: a fleet run reads it once)."""
+    if not loaded:
+        spec = spec_for(opts.files, opts.all_tables)
     thresholds = Thresholds.from_spec(spec.health) if spec is not None else Thresholds()
     snap = read_snapshot(opts, spec, thresholds)
     report = assess(snap, thresholds, spec, "all" if opts.all_tables or spec is None else "managed")
@@ -69,6 +80,21 @@ def run_health(opts: HealthOptions) -> HealthReport:
         report = replace(report, notes=report.notes + ("the spec manages no table (no entries, no manage.tables); "
                                                        "`--all` looks at every user table",))
     return report
+
+
+def health_outcome(opts: HealthOptions, spec: Spec | None, fmt: str):
+    """`health` on one database of a fleet, as an `Outcome` (a crossed threshold: exit 2)."""
+    import json
+
+    from ..fleet import Outcome, Status
+
+    report = run_health(opts, spec, loaded=True)
+    text = render_report(report, fmt)
+    findings = len(getattr(report, "findings", ()) or ())
+    summary = (f"{findings} finding(s); a threshold is crossed" if report.crossed else
+               f"{findings} finding(s); healthy" if findings else "healthy")
+    return Outcome(Status.CHANGES if report.crossed else Status.OK, 2 if report.crossed else 0, summary, text,
+                   json.loads(text) if fmt == "json" else None)
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -6,6 +6,8 @@ import difflib
 import fnmatch
 import glob
 import os
+import re
+from pathlib import Path
 from typing import Callable, Iterable
 
 from ..core.display import shown
@@ -66,15 +68,37 @@ def defs_from_sql(path: str, warn: Callable[[str], None]) -> list[IndexDef]:
     return [d for d in defs if (d.schema, d.name) not in attached]
 
 
-def live_defs(conn, schemas: Iterable[str], tables: Iterable[str]) -> tuple[list[IndexDef], list[str]]:
+def live_defs(conn, schemas: Iterable[str], tables: Iterable[str], with_tables: bool = False):
     """The importable live indexes of every user table (of `schemas` when given), sorted, and the
-    `manage.tables` globs the import covered (so prune also covers tables left with no index)."""
+    `manage.tables` globs the import covered (so prune also covers tables left with no index).
+    `with_tables`: also the (schema, table) pairs of the tables `tables` chose, which
+    `import --collapse` needs (a glob must reach only the schemas it was made from)."""
     from ..pg import catalog
 
     snap = catalog.introspect(conn, None, schemas)
     defs = sorted((x.definition for x in snap.indexes if importable(x)), key=lambda d: (d.schema, d.table, d.name))
     managed = sorted({f"{s}.{g}" for s in (schemas or {t.schema for t in snap.tables}) for g in (tables or ["*"])})
-    return defs, managed
+    if not with_tables:
+        return defs, managed
+    pairs = [(t.schema, t.name) for t in snap.tables
+             if not tables or any(fnmatch.fnmatchcase(t.name, g) for g in tables)]
+    return defs, managed, pairs
+
+
+def import_outcome(conn, target: str, directory: str, schemas: Iterable[str], tables: Iterable[str],
+                   collapse_schemas: bool = False):
+    """`import` on one database of a fleet: its spec written to DIRECTORY/TARGET.yaml."""
+    from ..fleet import Outcome, Status
+    from ..spec.files import write_output
+
+    check_schemas(conn, schemas)
+    defs, managed, pairs = live_defs(conn, schemas, tables, with_tables=True)
+    text, kept, warnings = import_spec(defs, schemas, tables, managed, "the database",
+                                       collapse_tables=pairs if collapse_schemas else None)
+    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "_", target.replace("/", "__"))
+    path = Path(directory) / (("_" + safe if safe.startswith(".") else safe) + ".yaml")
+    write_output(path, text, "spec")   # never through a planted symlink
+    return Outcome(Status.OK, 0, f"wrote {len(kept)} index(es) to {path}", "\n".join(warnings))
 
 
 def filter_defs(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[str]) -> list[IndexDef]:
@@ -126,10 +150,15 @@ def without_duplicates(defs: list[IndexDef]) -> tuple[list[IndexDef], list[tuple
 
 
 def import_spec(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[str], managed: list[str] | None,
-                source: str) -> tuple[str, list[IndexDef], list[str]]:
+                source: str, collapse_tables: list[tuple[str, str]] | None = None
+                ) -> tuple[str, list[IndexDef], list[str]]:
     """The spec text of the chosen definitions, those kept, and the warnings to print: an
     identical pair (one left out, named in the file's header), a --schema or --table that
-    chose nothing from a SQL file (an error), a --table glob that matched nothing."""
+    chose nothing from a SQL file (an error), a --table glob that matched nothing.
+
+    `collapse_tables` (`import --collapse`): the (schema, table) pairs there are; schemas whose
+    indexes are the same but for the schema become one entry per index under a schema glob
+    (`reconcile.expand.collapse`), and `managed` names the glob instead of each schema."""
     warnings: list[str] = []
     chosen = filter_defs(defs, schemas, tables)
     if defs and schemas and not filter_defs(defs, schemas, ()):
@@ -140,6 +169,13 @@ def import_spec(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[s
         if not any(fnmatch.fnmatchcase(d.table, g) for d in filter_defs(defs, schemas, ())):
             warnings.append(f"warning: --table {g!r} matches no indexed table of {source}")
     kept, pairs = without_duplicates(chosen)
+    if collapse_tables is not None:
+        from ..reconcile.expand import collapse
+
+        kept, globs = collapse(kept, collapse_tables)
+        if managed is not None and globs:
+            managed = sorted({next((g + m[len(sch):] for sch, g in globs.items() if m.startswith(sch + ".")), m)
+                              for m in managed})
     header = ""
     if pairs:
         # A spec cannot list both (validate: "same definition as"). The copy goes under

@@ -135,17 +135,33 @@ def online_queries(spec: Spec, conn) -> list[Problem]:
 
 
 def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
+    """Tables, columns and the server's verdict on each definition. A schema-glob entry is
+    checked in every schema it covers; a problem it has in many schemas is one line naming
+    them, and the server is asked once per (entry, table columns)."""
+    from functools import lru_cache
+
     from ..pg import catalog
     from ..pg.canonicalize import canonicalize
+    from ..reconcile.expand import expand, is_glob
 
     problems: list[Problem] = []
-    snapshot = catalog.introspect(conn, spec.tables)
-    cols = catalog.table_columns(conn, spec.tables)
+    snapshot = catalog.introspect(conn, spec.tables, patterns=spec.glob_entry_patterns())
     tables = {(t.schema, t.name) for t in snapshot.tables}
-    to_probe: list[tuple[int, IndexDef]] = []
-    for i, (e, d) in enumerate(zip(spec.entries, defs)):
-        if d is None:
-            continue
+    at = [i for i, d in enumerate(defs) if d is not None]
+    x = expand([defs[i] for i in at], [spec.entries[i].schema for i in at], [spec.entries[i].where for i in at],
+               [(t.schema, t.name) for t in snapshot.tables if t.named])
+    for k in x.unmatched:
+        e = spec.entries[at[k]]
+        problems.append(Problem(e.where, e.name, f"schema {e.schema!r} matches no schema with a table {e.table!r}",
+                                "warning"))
+    items = [(at[o], d) for d, o in zip(x.desired, x.owners)]
+    cols = catalog.table_columns(conn, sorted({(d.schema, d.table) for _, d in items
+                                               if (d.schema, d.table) in tables}))
+    refs = lru_cache(maxsize=None)(column_references)
+    found: dict[tuple[int, str, tuple], list[str]] = {}    # (entry, message, key) -> schemas where it holds
+    to_probe: dict[tuple, tuple[int, IndexDef]] = {}
+    for i, d in items:
+        e = spec.entries[i]
         key = (d.schema, d.table)
         if key not in tables:
             hint = table_hint(conn, d.schema, d.table)
@@ -158,32 +174,63 @@ def online(spec: Spec, defs: list[IndexDef | None], conn) -> list[Problem]:
                                   ("include", list(d.include))):
             for n in names:
                 if n not in known:
-                    problems.append(Problem(e.where_of(field_name), d.name, f"{field_name}: column {n!r} does not exist in "
-                                                             f"{d.table}{_did_you_mean(n, known, quoted=False)}"))
+                    found.setdefault((i, f"{field_name}: column {n!r} does not exist in {d.table}"
+                                         f"{_did_you_mean(n, known, quoted=False)}", (field_name,)), []).append(d.schema)
                     bad = True
         fragments = [("where", d.where_sql, ("where",))] if d.where is not None else []
         fragments += [("expression", k.sql, ("columns", n, "expression")) for n, k in enumerate(d.keys)
                       if k.is_expression]
         for field_name, text, path in fragments:
-            for name, quoted in column_references(text):
+            for name, quoted in refs(text):
                 if name not in known:
-                    problems.append(Problem(e.where_of(*path), d.name, f"{field_name}: column {name!r} does not exist in "
-                                                             f"{d.table}{_did_you_mean(name, known, quoted)}"))
+                    found.setdefault((i, f"{field_name}: column {name!r} does not exist in {d.table}"
+                                         f"{_did_you_mean(name, known, quoted)}", path), []).append(d.schema)
                     bad = True
         if not bad:
-            to_probe.append((i, d))
+            digest = snapshot.digests.get(key)
+            to_probe.setdefault((i, digest) if digest else (i, key), (i, d))
+    for (i, message, path), schemas in found.items():
+        e = spec.entries[i]
+        problems.append(Problem(e.where_of(*path), e.name,
+                                message + _in_schemas(e.schema, schemas, is_glob(e.schema))))
     if to_probe:
+        probes = list(to_probe.values())
         try:
-            results = canonicalize(conn, [d for _, d in to_probe])
+            results = canonicalize(conn, [d for _, d in probes])
         except ReconcilerError as err:
             problems.append(Problem("(database)", "*", f"{err.message}; server checks skipped", "warning"))
             results = {}
-        for pos, (i, d) in enumerate(to_probe):
+        for pos, (i, d) in enumerate(probes):
             r = results.get(pos)
             if r is not None and r.error:
                 e = spec.entries[i]
-                problems.append(Problem(e.where, d.name, f"PostgreSQL refuses it: {r.error}: {r.sql}"))
+                where = f" (in {d.schema}.{d.table})" if is_glob(e.schema) else ""
+                problems.append(Problem(e.where, d.name, f"PostgreSQL refuses it{where}: {r.error}: {r.sql}"))
     return problems + online_queries(spec, conn)
+
+
+def _in_schemas(written: str, schemas: list[str], glob: bool) -> str:
+    if not glob:
+        return ""
+    shown = ", ".join(schemas[:3]) + (f" and {len(schemas) - 3:,} more" if len(schemas) > 3 else "")
+    return f" (in schema{'s' if len(schemas) > 1 else ''} {shown} of {written!r})"
+
+
+def online_outcome(spec: Spec, defs: list[IndexDef | None], conn, offline_problems: list[Problem], fmt: str):
+    """`validate` on one database of a fleet: the offline problems (warnings only by now) and
+    this database's, as an `Outcome` (an error there fails that target)."""
+    from ..fleet import Outcome, Status
+
+    problems = list(offline_problems) + online(spec, defs, conn)
+    errors = [p for p in problems if p.severity == "error"]
+    doc = {"valid": not errors, "problems": [p.__dict__ for p in problems]}
+    text = "".join(p.line() + "\n" for p in problems)
+    if errors:
+        summary = f"{len(errors)} problem(s): {errors[0].line()}"
+    else:
+        summary = f"{len(spec.entries)} index(es) valid here" + (f" ({len(problems)} warning(s))" if problems else "")
+    return Outcome(Status.FAILED if errors else Status.OK, 1 if errors else 0, summary, text,
+                   doc if fmt == "json" else None)
 
 
 def _did_you_mean(name: str, known: list[str], quoted: bool) -> str:

@@ -93,6 +93,21 @@ def run_verify(conn: psycopg.Connection, queries: list[QueryEntry], opts: Verify
     return out
 
 
+def verify_outcome(conn: psycopg.Connection, queries: list[QueryEntry], opts: VerifyOptions, selection: str,
+                   fmt: str):
+    """`verify` on one database of a fleet, as an `Outcome` (a miss is "changes", exit 2)."""
+    import json
+
+    from ..fleet import Outcome, Status
+    from ..render.verify import RENDERERS, summary
+
+    verdicts = run_verify(conn, queries, opts) if queries else []
+    text = RENDERERS[fmt](verdicts, selection)
+    bad = any(not v.ok for v in verdicts)
+    return Outcome(Status.CHANGES if bad else Status.OK, 2 if bad else 0, summary(verdicts, selection), text,
+                   json.loads(text) if fmt == "json" else None)
+
+
 def _measure(conn, queries: list[QueryEntry], opts: VerifyOptions, classify) -> tuple[dict, dict]:
     runs: dict[str, list] = {}
     notes: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from .fleet import fleet_options, fleet_requested, run_fleet_command
 from .group import cli
 from .options import (
     CONNECTION_HELP,
@@ -42,8 +43,9 @@ from .options import (
               help="how long to wait when another apply holds the lock, e.g. the server session of an apply "
                    "that was killed and still builds (0: exit 1 at once)")
 @_select_option
+@fleet_options
 def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,
-          retries, allowed, fmt, wait_for_lock, select):
+          retries, allowed, fmt, wait_for_lock, select, targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Carry out the plan with CREATE/DROP INDEX CONCURRENTLY. Exit 0 when the database then
     matches the spec.
 
@@ -53,6 +55,11 @@ def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_time
     stale and nothing runs."""
     from ..app.apply import run_apply
 
+    if fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
+            "--database": database, "--plan": plan_file or planfile}):
+        sys.exit(_apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout, retries,
+                              allowed, fmt, wait_for_lock, select, targets_file, target_globs, labels, parallel,
+                              fail_fast, shard))
     if planfile:
         if plan_file:
             raise click.UsageError("give the plan file once: PLANFILE or --plan")
@@ -66,3 +73,50 @@ def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_time
     if not ok:
         sys.exit(EXIT_ERROR)
 
+
+
+def _apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout, retries, allowed, fmt,
+                 wait_for_lock, select, targets_file, target_globs, labels, parallel, fail_fast, shard) -> int:
+    """apply on every target: no prompt (--auto-approve or --dry-run), each target's events
+    printed as they happen with its name (text: `[name] ...`; json: a "target" key)."""
+    import json
+    import threading
+
+    from ..app.apply import apply_outcome
+    from ..app.engine import check_spec
+    from ..app.verify import check_queries
+    from ..errors import ReconcilerError
+    from ..spec import load_spec, parse_selection
+
+    if not auto_approve and not dry_run:
+        raise ReconcilerError("apply --targets does not prompt for each database",
+                              "review with `plan --targets ...`, then pass --auto-approve (or --dry-run)")
+    spec = load_spec(_files(files))
+    desired = check_spec(spec)   # a bad spec is reported before any connection
+    check_queries(spec)
+    parse_selection(select, {t for e in spec.entries for t in e.tags})
+    lock = threading.Lock()
+    options = dict(auto_approve=True, dry_run=dry_run, timeouts=_timeouts(lock_timeout, statement_timeout,
+                                                                          build_timeout),
+                   retries=retries, allowed=set(allowed), wait_for_lock=_duration_ms(wait_for_lock, "--wait-for-lock"),
+                   select=tuple(select))
+
+    def job(target, dsn, registry):
+        def echo(text=""):
+            out = []
+            for line in str(text).splitlines() or [""]:
+                if fmt == "json":
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        doc = {"event": "text", "detail": line}
+                    out.append(json.dumps({"target": target.name, **doc}, default=str, ensure_ascii=False))
+                else:
+                    out.append(f"[{target.name}] {line}")
+            with lock:   # whole lines: targets run in parallel
+                click.echo("\n".join(out))
+
+        return apply_outcome(target.name, dsn, spec=spec, desired=desired, fmt=fmt, echo=echo,
+                             connector=lambda d, **kw: registry.connect(target, d, **kw), **options)
+
+    return run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt, job)

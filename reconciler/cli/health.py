@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from .fleet import fleet_options, fleet_requested, run_fleet_command
 from .group import cli
 from .options import (
     CONNECTION_HELP,
@@ -41,12 +42,29 @@ Exit codes: 0 success / in sync, 1 any error, 2 changes present
                                                                       "instead of stdout")
 @click.option("--lock-timeout", default="2s", show_default=True, help="never wait longer for a lock")
 @click.option("--statement-timeout", default="60s", show_default=True, help="limit for each statistics query")
-def health(files, database, all_tables, replicas, exact, fmt, output, lock_timeout, statement_timeout):
+@fleet_options
+def health(files, database, all_tables, replicas, exact, fmt, output, lock_timeout, statement_timeout,
+           targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Index health from the statistics: unused, duplicate, redundant, invalid and bloated
     indexes, foreign keys without an index, hit ratio, sequential scans and stale statistics,
     each with the spec edit that fixes it. Read-only."""
     from ..app.health import HealthOptions, render_report, run_health, write_atomically
 
+    if fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
+            "--database": database, "--replica": replicas, "--output": output}):
+        from dataclasses import replace
+
+        from ..app.health import health_outcome, spec_for
+
+        spec = spec_for(tuple(files or ()), all_tables)
+        base = HealthOptions(tuple(files or ()), None, all_tables, (), exact,
+                             _duration_ms(lock_timeout, "--lock-timeout"),
+                             _duration_ms(statement_timeout, "--statement-timeout"))
+
+        def job(target, dsn, registry):
+            return health_outcome(replace(base, database=dsn), spec, fmt)
+
+        sys.exit(run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt, job))
     report = run_health(HealthOptions(tuple(files or ()), database, all_tables, tuple(replicas), exact,
                                       _duration_ms(lock_timeout, "--lock-timeout"),
                                       _duration_ms(statement_timeout, "--statement-timeout")))

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from .fleet import READ_ONLY, fleet_options, fleet_requested, run_fleet_command
 from .group import cli
 from .options import (
     EXIT_CHANGES,
@@ -31,8 +32,9 @@ from .options import (
 @click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
 @click.option("--build-timeout", default="0", show_default=True, help="limit for one concurrent build (0: none)")
 @_select_option
+@fleet_options
 def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout, statement_timeout, build_timeout,
-         select):
+         select, targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Show what apply would change (read-only), and what each change does to the spec's queries."""
     from ..app.engine import check_spec, make_plan
     from ..app.verify import check_queries
@@ -45,11 +47,24 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
     from ..spec import parse_selection
     from ..spec.files import write_output
 
+    fleet = fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
+        "--database": database, "--schema-sql": schema_sql, "--out": out})
     spec = load_spec_files(files)
     desired = check_spec(spec)
     check_queries(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     timeouts = _timeouts(lock_timeout, statement_timeout, build_timeout)
+    if fleet:
+        from ..app.plan import PlanOptions, plan_database
+
+        opts = PlanOptions(fmt, detailed_exitcode, timeouts)
+
+        def job(target, dsn, registry):
+            conn = registry.connect(target, dsn, **READ_ONLY, lock_timeout_ms=timeouts.lock_ms,
+                                    statement_timeout_ms=timeouts.statement_ms)
+            return plan_database(conn, spec, desired, selection, opts)[1]
+
+        sys.exit(run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt, job))
     with _connection(database, schema_sql, lock_timeout_ms=timeouts.lock_ms,
                      statement_timeout_ms=timeouts.statement_ms) as (conn, dsn):
         target = f"a throwaway PostgreSQL loaded from {schema_sql}" if schema_sql else describe(dsn)
@@ -74,7 +89,8 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "prometheus"]), default="text",
               show_default=True, help="prometheus: gauges for node-exporter's textfile collector")
 @_select_option
-def drift(files, database, schema_sql, fmt, select):
+@fleet_options
+def drift(files, database, schema_sql, fmt, select, targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Report every difference on managed tables (for cron). Exit 2 when anything differs."""
     import time
 
@@ -83,9 +99,18 @@ def drift(files, database, schema_sql, fmt, select):
     from ..render.prometheus import render_plan_prometheus
     from ..spec import parse_selection
 
+    fleet = fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
+        "--database": database, "--schema-sql": schema_sql})
     spec = load_spec_files(files)
     desired = check_spec(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
+    if fleet:
+        from ..app.plan import drift_database
+
+        def job(target, dsn, registry):
+            return drift_database(registry.connect(target, dsn, **READ_ONLY), spec, desired, selection, fmt)[1]
+
+        sys.exit(run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt, job))
     with _connection(database, schema_sql) as (conn, _):
         the_plan, _cmp = make_plan(conn, spec, desired=desired, selection=selection)
         dbname = conn.info.dbname

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from .fleet import READ_ONLY, fleet_options, fleet_requested, run_fleet_command
 from .group import cli
 from .options import (
     EXIT_CHANGES,
@@ -32,7 +33,9 @@ from .options import (
 @click.option("--lock-timeout", default="3s", show_default=True, help="lock wait for one EXPLAIN")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "prometheus"]), default="text",
               show_default=True)
-def verify(files, database, schema_sql, select, analyze, runs, allow_writes, statement_timeout, lock_timeout, fmt):
+@fleet_options
+def verify(files, database, schema_sql, select, analyze, runs, allow_writes, statement_timeout, lock_timeout, fmt,
+           targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Explain every query of the spec: the access path per table, whether each `uses` index
     is in the plan, cost and rows (and with --analyze the measured time against budget_ms).
     Exit 2 when a query misses its index or its budget."""
@@ -40,12 +43,22 @@ def verify(files, database, schema_sql, select, analyze, runs, allow_writes, sta
     from ..render.verify import RENDERERS
     from ..spec import parse_selection
 
+    fleet = fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
+        "--database": database, "--schema-sql": schema_sql})
     spec = load_spec_files(files)
     check_queries(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     queries = selected_queries(spec, selection)
     opts = VerifyOptions(analyze, runs, allow_writes, _duration_ms(statement_timeout, "--statement-timeout"),
                          _duration_ms(lock_timeout, "--lock-timeout"))
+    if fleet:
+        from ..app.verify import verify_outcome
+
+        def job(target, dsn, registry):
+            conn = registry.connect(target, dsn, **READ_ONLY)
+            return verify_outcome(conn, queries, opts, selection.describe(), fmt)
+
+        sys.exit(run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt, job))
     verdicts = []
     if queries:
         with _connection(database, schema_sql, autocommit=True) as (conn, _):

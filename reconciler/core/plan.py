@@ -112,6 +112,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     format_version: int = PLAN_FORMAT_VERSION
     selection: tuple[str, ...] = ()  # selectors of a partial plan (`--select tag=x`, Terraform -target)
+    schemas: tuple[str, ...] = ()    # the schemas of the managed tables (many with schema globs)
 
     @property
     def empty(self) -> bool:
@@ -122,3 +123,6 @@ class Plan:
         """Anything for `drift` to report: a change, or a difference left alone (an entry the
         spec lists but manage.ignore hides is not one)."""
         return not self.empty or any(d.kind is not DriftKind.IGNORED for d in self.drift)
+
+    def schemas_changed(self) -> list[str]:
+        return sorted({pc.change.schema for pc in self.changes})

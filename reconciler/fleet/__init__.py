@@ -11,10 +11,10 @@ keeps nothing process-wide: every target's state lives in its own job.
 from __future__ import annotations
 
 from .pool import run_pool
-from .result import Status, TargetResult, combined_exit_code, counts
+from .result import Outcome, Status, TargetResult, combined_exit_code, counts
 from .select import Shard, TargetSelection, apply_shard, parse_selection, parse_shard, select_targets
 from .targets import Target, TargetsFile, discovered_targets, load_targets, parse_targets
 
-__all__ = ["Shard", "Status", "Target", "TargetResult", "TargetSelection", "TargetsFile", "apply_shard",
+__all__ = ["Outcome", "Shard", "Status", "Target", "TargetResult", "TargetSelection", "TargetsFile", "apply_shard",
            "combined_exit_code", "counts", "discovered_targets", "load_targets", "parse_selection", "parse_shard",
            "parse_targets", "run_pool", "select_targets"]

@@ -24,6 +24,18 @@ class Status(str, Enum):
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a command's run on one database came to (the job's answer; the runner adds the
+    target, its labels and the time)."""
+
+    status: Status
+    exit_code: int
+    summary: str
+    output: str = ""
+    document: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class TargetResult:
     target: str
     status: Status

@@ -144,13 +144,33 @@ def stale(r: TableRow, t: Thresholds) -> bool:
 # ---- the assessment ----------------------------------------------------------------------------
 
 
+def _spec_entries(spec: Spec | None, snap: StatsSnapshot) -> dict:
+    """{(schema, index name): spec entry}; an entry with a schema glob (`tenant_*`) stands for
+    its index in every schema the glob matches (a literal entry wins, as in the plan)."""
+    if spec is None:
+        return {}
+    from ..reconcile.expand import glob_regex, is_glob
+
+    out = {(e.schema, e.name): e for e in spec.entries if not is_glob(e.schema)}
+    globs: dict[str, list] = defaultdict(list)
+    for e in spec.entries:
+        if is_glob(e.schema):
+            globs[e.name].append(e)
+    if globs:
+        for x in snap.indexes:
+            for e in globs.get(x.name, ()):
+                if (x.schema, x.name) not in out and glob_regex(e.schema).fullmatch(x.schema):
+                    out[(x.schema, x.name)] = e
+    return out
+
+
 _UNSET = object()
 
 
 class _Context:
     def __init__(self, snap: StatsSnapshot, t: Thresholds, spec: Spec | None):
         self.snap, self.t, self.spec = snap, t, spec
-        self.entries = {(e.schema, e.name): e for e in spec.entries} if spec else {}
+        self.entries = _spec_entries(spec, snap)
         ignored: Callable[[str], bool] = spec.ignored if spec else (lambda n: False)
         self.all_indexes = snap.indexes
         self.indexes = [x for x in snap.indexes if not ignored(x.name)]

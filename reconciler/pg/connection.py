@@ -130,3 +130,13 @@ def _first_line(e: Exception) -> str:
     if attempts:
         return "; ".join(attempts)
     return lines[-1] if lines else type(e).__name__
+
+
+def target_dsn(base: str, keywords: dict[str, str]) -> str:
+    """A fleet target's connection string: the DSN from its environment variable (or none) with
+    the targets file's keywords over it (service, host, port, dbname, user, sslmode)."""
+    try:
+        return psycopg.conninfo.make_conninfo(base, **keywords)
+    except psycopg.ProgrammingError as e:
+        raise DatabaseError(f"invalid connection string: {_first_line(e)}",
+                            "check the DSN in the target's environment variable") from None

@@ -91,3 +91,65 @@ def expand(defs: Sequence[IndexDef], schemas: Sequence[str], wheres: Sequence[st
             out.append(d.relocated(schema))
             owners.append(i)
     return Expansion(tuple(out), tuple(owners), tuple(unmatched), overridden)
+
+
+_SEPARATORS = "_-."
+
+
+def collapse(defs: Sequence[IndexDef], tables: Iterable[tuple[str, str]]) -> tuple[list[IndexDef], dict[str, str]]:
+    """The way back (`import --collapse`): schemas whose indexes are the same but for the schema
+    become one glob entry per index. A group of two or more identical schemas is collapsed only
+    when some glob (their common prefix, cut after a separator, then `*`) matches exactly those
+    schemas among all that have the group's tables, so expanding the glob gives back exactly
+    the imported indexes. Returns the definitions (collapsed ones under the glob, once) and
+    {schema: glob} for the schemas collapsed."""
+    by_schema: dict[str, list[IndexDef]] = {}
+    for d in defs:
+        by_schema.setdefault(d.schema, []).append(d)
+    having: dict[str, set[str]] = {}
+    for s, t in tables:
+        having.setdefault(t, set()).add(s)
+
+    def key(items: list[IndexDef]) -> tuple:
+        return tuple(sorted((d.table, d.name, d.comment or "", d.where_sql or "", d.relocated("")) for d in items))
+
+    groups: dict[tuple, list[str]] = {}
+    for s, items in by_schema.items():
+        groups.setdefault(key(items), []).append(s)
+    globs: dict[str, str] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort()
+        prefix = _common_prefix(members)
+        cut = max(prefix.rfind(c) for c in _SEPARATORS) + 1
+        candidates = [prefix[:cut], prefix] if 0 < cut < len(prefix) else [prefix]
+        group_tables = {d.table for d in by_schema[members[0]]}
+        reach = set().union(*(having.get(t, set()) for t in group_tables))
+        for head in candidates:
+            if not head or is_glob(head):
+                continue
+            glob = head + "*"
+            rx = glob_regex(glob)
+            if {s for s in reach if rx.fullmatch(s)} == set(members) and glob not in globs.values():
+                globs.update({s: glob for s in members})
+                break
+    first: dict[str, str] = {}
+    for s, g in sorted(globs.items()):
+        first.setdefault(g, s)
+    out: list[IndexDef] = []
+    for d in defs:
+        glob = globs.get(d.schema)
+        if glob is None:
+            out.append(d)
+        elif first[glob] == d.schema:
+            out.append(d.relocated(glob))
+    return out, globs
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    first, last = min(names), max(names)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]

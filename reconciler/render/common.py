@@ -34,6 +34,15 @@ def partial_note(plan: Plan) -> str | None:
             "the spec are not shown and will not be applied")
 
 
+def schema_summary(plan: Plan) -> str | None:
+    """"1,204 schemas in sync, 3 with changes" when the plan covers more than one schema."""
+    if len(plan.schemas) < 2:
+        return None
+    changed = len(set(plan.schemas_changed()) & set(plan.schemas)) or len(plan.schemas_changed())
+    return f"{len(plan.schemas) - changed:,} schema{'s' if len(plan.schemas) - changed != 1 else ''} in sync, " \
+           f"{changed:,} with changes."
+
+
 def summary_line(plan: Plan) -> str:
     tail = f" (partial: {selection_text(plan)})" if plan.selection else ""
     if plan.empty:

@@ -27,6 +27,10 @@ def render_json(plan: Plan) -> str:
     doc = {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan),
            "changes": [change_dict(pc) for pc in plan.changes],
            "drift": [asdict(d) for d in plan.drift], "warnings": list(plan.warnings)}
+    if len(plan.schemas) > 1:
+        changed = plan.schemas_changed()
+        doc["schemas"] = {"total": len(plan.schemas), "in_sync": len(set(plan.schemas) - set(changed)),
+                          "with_changes": changed}
     if plan.selection:
         doc["partial"] = True
         doc["selection"] = list(plan.selection)

@@ -11,7 +11,7 @@ import re
 from ..core.display import shown
 from ..core.kinds import Action, DriftKind
 from ..core.plan import Plan
-from .common import SYMBOL, _not_changed, partial_note, summary_line
+from .common import SYMBOL, _not_changed, partial_note, schema_summary, summary_line
 from .sql import render_sql
 
 
@@ -35,6 +35,8 @@ def text(s: str, in_table: bool = False) -> str:
 
 def render_markdown(plan: Plan) -> str:
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", ""]
+    if schema_summary(plan):
+        out += [schema_summary(plan), ""]
     note = partial_note(plan)
     if note:
         out += [f"> :information_source: {note}", ""]

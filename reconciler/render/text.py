@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.display import shown
 from ..core.plan import Plan
-from .common import COLOR, SYMBOL, _not_changed, _title, partial_note, summary_line
+from .common import COLOR, SYMBOL, _not_changed, _title, partial_note, schema_summary, summary_line
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
@@ -17,8 +17,15 @@ def render_text(plan: Plan, color: bool = False) -> str:
         out.append(paint("33", f"note: {note}"))
     for w in plan.warnings:
         out.append(paint("33", f"warning: {w}"))
-    for pc in plan.changes:
+    grouped = len(plan.schemas) > 1
+    schema = None
+    # many schemas (schema globs): the changes of each schema together, under its name
+    for pc in sorted(plan.changes, key=lambda pc: pc.change.schema) if grouped else plan.changes:
         c = pc.change
+        if grouped and c.schema != schema:
+            schema = c.schema
+            n = sum(1 for p in plan.changes if p.change.schema == schema)
+            out.append(paint("1", f"schema {schema}: {n} change{'s' if n != 1 else ''}"))
         out.append(paint(COLOR[c.action], f"{SYMBOL[c.action]} {c.action} {_title(c)}"))
         for r in c.reasons:
             out.append(f"    {shown(r)}")
@@ -39,4 +46,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
             out.append(shown(f"  ? {d.schema}.{d.index} on {d.table}: {d.message}"))
         out.append("")
     out.append(paint("1", summary_line(plan)))
+    schemas = schema_summary(plan)
+    if schemas:
+        out.append(schemas)
     return "\n".join(out) + "\n"

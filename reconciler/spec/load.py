@@ -81,10 +81,26 @@ class Spec:
 
     @property
     def tables(self) -> list[tuple[str, str]]:
+        """The (schema, table) pairs the entries name literally (a schema glob's are patterns)."""
         seen: dict[tuple[str, str], None] = {}
         for e in self.entries:
-            seen[(e.schema, e.table)] = None
+            if not is_schema_glob(e.schema):
+                seen[(e.schema, e.table)] = None
         return list(seen)
+
+    def glob_entry_patterns(self) -> list[tuple[str, str]]:
+        """The tables of schema-glob entries, as (schema, table) LIKE pairs (see `glob_to_like`;
+        the catalog reads them with the other managed tables, in one query)."""
+        seen: dict[tuple[str, str], None] = {}
+        for e in self.entries:
+            if is_schema_glob(e.schema):
+                seen[(_like(e.schema), _like(e.table))] = None
+        return list(seen)
+
+
+def is_schema_glob(schema: str) -> bool:
+    """`schema: "tenant_*"`: `*` any run of characters, `?` one (reconcile.expand)."""
+    return "*" in schema or "?" in schema
 
 
 # ---------------------------------------------------------------------------------------------
