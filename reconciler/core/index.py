@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 from .ident import UnsafeSQLValue, opclass_sql, options_sql, qualified, quote_ident
-from .lexical import fragment_problem
+from .lexical import fragment_problem, wraps
 
 
 @dataclass(frozen=True)
@@ -66,32 +66,13 @@ def _check_fragment(text: str, what: str) -> None:
 def _is_parenthesized_call(sql: str) -> bool:
     """True when `sql` may stand bare in an index key: a function call `f(...)` or `(...)`."""
     s = sql.strip()
-    if s.startswith("(") and _balanced_outer(s):
+    if wraps(s):
         return True
     # name(...) with the call spanning the whole text
     i = 0
     while i < len(s) and (s[i].isalnum() or s[i] in '_."'):
         i += 1
-    return 0 < i < len(s) and s[i] == "(" and _balanced_outer(s[i:])
-
-
-def _balanced_outer(s: str) -> bool:
-    """True when s starts with '(' whose match is the last character (quotes respected)."""
-    depth, quote = 0, None
-    for pos, c in enumerate(s):
-        if quote:
-            if c == quote:
-                quote = None
-            continue
-        if c in "'\"":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return pos == len(s) - 1
-    return False
+    return 0 < i < len(s) and s[i] == "(" and wraps(s[i:])
 
 
 @dataclass(frozen=True)

@@ -1,84 +1,198 @@
-"""How PostgreSQL splits text into tokens, just far enough to tell whether a SQL fragment (an
-index expression, a predicate) stays one expression wherever it is pasted: no ';', no comment,
-no quote or parenthesis left open, no ')' closing what the fragment did not open, no
-backslash outside a string constant.
+"""How PostgreSQL splits SQL text into tokens: the one scanner every piece of SQL text handling
+stands on (a fragment that must stay one expression, literals masked in another session's query,
+the `$n` parameters of a statement, a script cut into statements, a bracket's match and a list's
+top-level items in pg_get_indexdef's text).
 
-Pure. It follows the server's lexer (`scan.l`) with standard_conforming_strings on, which
-every session of ours sets: a backslash ends nothing in '...', escapes the next character in
-E'...', and $tag$ ... $tag$ is opaque. sqlglot parses fragments too, but it reads a few of
-these rules differently; this check is the one written to PostgreSQL's rules.
+Pure. It follows the server's lexer (`src/backend/parser/scan.l`) with standard_conforming_strings
+on, which every session of ours sets:
+
+- '...' ends at a quote that is not doubled; a backslash ends nothing. E'...' (also e'...') is the
+  one string where a backslash escapes the next character. B'', X'', N'' and U&'' end like ''.
+  A prefix counts only where a token starts: in `abe'x'` the string is plain.
+- "..." (and U&"...") is a quoted identifier; "" inside is a quote.
+- $tag$ ... $tag$ is opaque; the tag is a letter, '_' or any non-ASCII character, then those or
+  digits (scan.l's dolq_start/dolq_cont: bytes 0x80-0xFF, so every non-ASCII character). A '$'
+  that continues a word (`x$1$`) starts nothing; `$1` is a parameter.
+- `--` runs to the end of the line (\\n or \\r); `/* ... */` nests, even inside an operator.
+- A number ends where its digits end (`1e'x'` is the number 1 then an E'' string, as
+  PostgreSQL 14 reads it; later versions refuse it, so reading it as a string is the safe side).
+
+sqlglot parses fragments too, but reads a few of these rules differently; this scanner is the one
+written to PostgreSQL's rules.
 """
 from __future__ import annotations
 
 import re
-
-_DOLLAR_DELIM = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
-
-
-def _ident_start(c: str) -> bool:
-    return c.isascii() and (c.isalpha() or c == "_") or ord(c) >= 0x80
+from enum import Enum
+from functools import lru_cache
+from typing import Iterator, NamedTuple
 
 
-def _ident_cont(c: str) -> bool:
-    return _ident_start(c) or c.isdigit() or c == "$"
+class Kind(str, Enum):
+    """What a token is. CODE is whatever else stands outside quotes and comments: blanks,
+    operators, punctuation, a '$' that starts nothing."""
+    CODE = "code"
+    WORD = "word"                    # keyword or unquoted identifier (may hold '$' after its start)
+    NUMBER = "number"
+    PARAM = "param"                  # $1
+    STRING = "string"                # '...', E'...', B'', X'', N'', U&'...' (prefix included)
+    QUOTED_IDENT = "quoted_ident"    # "..." or U&"..."
+    DOLLAR = "dollar"                # $tag$ ... $tag$
+    LINE_COMMENT = "line_comment"    # -- up to, not including, the line break
+    BLOCK_COMMENT = "block_comment"  # /* ... */, nested
+
+
+COMMENTS = frozenset({Kind.LINE_COMMENT, Kind.BLOCK_COMMENT})
+
+
+class Token(NamedTuple):
+    """text[start:end] is one token; `closed` is False when the text ends inside a quote or a
+    comment (the token then runs to the end). A tuple: a script has hundreds of thousands."""
+    kind: Kind
+    start: int
+    end: int
+    closed: bool = True
+
+
+_NON_ASCII = "\u0080-\U0010ffff"
+_WORD = re.compile(f"[A-Za-z_{_NON_ASCII}][A-Za-z0-9_${_NON_ASCII}]*")
+_DOLLAR_DELIM = re.compile(f"\\$(?:[A-Za-z_{_NON_ASCII}][A-Za-z0-9_{_NON_ASCII}]*)?\\$")
+_PARAM = re.compile(r"\$[0-9]+")
+# scan.l's decinteger/hexinteger/octinteger/bininteger/numeric/real (underscores: PostgreSQL 16)
+_DEC = r"[0-9](?:_?[0-9])*"
+_NUMBER = re.compile(f"0[xX](?:_?[0-9A-Fa-f])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+"
+                     f"|(?:{_DEC}(?:\\.(?:{_DEC})?)?|\\.{_DEC})(?:[Ee][-+]?{_DEC})?")
+# characters that never start a token of their own (-, /, ., $ are looked at one by one)
+_PLAIN = re.compile(f"[^-/.$'\"0-9A-Za-z_{_NON_ASCII}]+")
+_NEWLINE = re.compile(r"[\n\r]")
+_STRING_PREFIXES = frozenset("EeBbXxNn")
+
+
+def tokens(text: str, pos: int = 0) -> Iterator[Token]:
+    """The tokens of text[pos:], in order, covering every character once."""
+    n, i, code_from = len(text), pos, pos
+    while i < n:
+        c = text[i]
+        tok: Token | None = None
+        if c == "'":
+            tok = _quoted(text, i, i + 1, Kind.STRING, "'")
+        elif c == '"':
+            tok = _quoted(text, i, i + 1, Kind.QUOTED_IDENT, '"')
+        elif c == "-" and text.startswith("--", i):
+            m = _NEWLINE.search(text, i)
+            tok = Token(Kind.LINE_COMMENT, i, m.start() if m else n)
+        elif c == "/" and text.startswith("/*", i):
+            tok = _block_comment(text, i)
+        elif c == "$":
+            m = _PARAM.match(text, i)
+            if m:
+                tok = Token(Kind.PARAM, i, m.end())
+            else:
+                m = _DOLLAR_DELIM.match(text, i)
+                if m:
+                    j = text.find(m.group(), m.end())
+                    tok = Token(Kind.DOLLAR, i, j + len(m.group())) if j >= 0 else Token(Kind.DOLLAR, i, n, False)
+        elif "0" <= c <= "9" or (c == "." and i + 1 < n and "0" <= text[i + 1] <= "9"):
+            m = _NUMBER.match(text, i)
+            if m:
+                tok = Token(Kind.NUMBER, i, m.end())
+        else:
+            m = _WORD.match(text, i)
+            if m:
+                end = m.end()
+                if end == i + 1 and c in _STRING_PREFIXES and text.startswith("'", end):
+                    tok = _quoted(text, i, end + 1, Kind.STRING, "'", backslash=c in "Ee")
+                elif end == i + 1 and c in "Uu" and text.startswith("&'", end):
+                    tok = _quoted(text, i, end + 2, Kind.STRING, "'")
+                elif end == i + 1 and c in "Uu" and text.startswith('&"', end):
+                    tok = _quoted(text, i, end + 2, Kind.QUOTED_IDENT, '"')
+                else:
+                    tok = Token(Kind.WORD, i, end)
+        if tok is None:
+            m = _PLAIN.match(text, i)
+            i = m.end() if m else i + 1
+            continue
+        if code_from < i:
+            yield Token(Kind.CODE, code_from, i)
+        yield tok
+        i = code_from = tok.end
+    if code_from < n:
+        yield Token(Kind.CODE, code_from, n)
+
+
+def _quoted(text: str, start: int, body: int, kind: Kind, quote: str, backslash: bool = False) -> Token:
+    """The token from `start` whose quoted body begins at `body`: it ends after a `quote` that is
+    not doubled (nor, in E'', escaped by a backslash)."""
+    n, i = len(text), body
+    while True:
+        j = text.find(quote, i)
+        if backslash:
+            k = text.find("\\", i)
+            if 0 <= k and (j < 0 or k < j):
+                i = k + 2
+                continue
+        if j < 0:
+            return Token(kind, start, n, False)
+        if text.startswith(quote, j + 1):
+            i = j + 2
+            continue
+        return Token(kind, start, j + 1)
+
+
+def _block_comment(text: str, start: int) -> Token:
+    depth, i, n = 1, start + 2, len(text)
+    while depth:
+        j = text.find("*/", i)
+        if j < 0:
+            return Token(Kind.BLOCK_COMMENT, start, n, False)
+        k = text.find("/*", i, j)
+        if k >= 0:
+            depth, i = depth + 1, k + 2
+        else:
+            depth, i = depth - 1, j + 2
+    return Token(Kind.BLOCK_COMMENT, start, i)
+
+
+_UNCLOSED = {Kind.STRING: "has a string constant that is not closed",
+             Kind.QUOTED_IDENT: "has a quoted identifier that is not closed",
+             Kind.DOLLAR: "has a dollar-quoted string that is not closed"}
 
 
 def fragment_problem(text: str) -> str | None:
-    """Why `text` cannot be pasted into a statement as one expression, or None when it can."""
-    i, n, depth = 0, len(text), 0
+    """Why `text` cannot be pasted into a statement as one expression, or None when it can: no
+    ';', no comment, no quote or parenthesis left open, no ')' closing what the fragment did not
+    open, no backslash outside a string constant, no NUL.
+
+    >>> fragment_problem("lower(a) = E'it\\\\'s'") is None
+    True
+    >>> fragment_problem("a = 1); DROP TABLE t; SELECT (1")
+    "contains ';': a fragment must be one expression, not statements"
+    """
+    depth = 0
     unbalanced = None   # reported last: a ';' or a comment says more about what went wrong
-    while i < n:
-        c = text[i]
-        if c == "\x00":
-            return "contains a NUL byte"
-        if c == ";":
-            return "contains ';': a fragment must be one expression, not statements"
-        if text.startswith("--", i) or text.startswith("/*", i):
+    for tok in tokens(text):
+        if "\x00" in text[tok.start:tok.end]:
+            return "contains a NUL byte"   # the server's lexer reads C strings: a NUL ends the text
+        if tok.kind in COMMENTS:
             return "contains an SQL comment; a fragment must be one expression"
-        if c == "\\":
-            # not SQL outside a string constant, and psql would read it as a meta-command
-            # (`\! ...` runs a shell command) in a script of the plan
-            return "contains a backslash outside a string constant"
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-            if depth < 0:
-                unbalanced = unbalanced or f"has a '{c}' that closes what it did not open"
-                depth = 0
-        elif c == "'":
-            i = _string_end(text, i + 1, backslash=False)
-            if i < 0:
-                return "has a string constant that is not closed"
+        if not tok.closed:
+            return _UNCLOSED[tok.kind]
+        if tok.kind is not Kind.CODE:
             continue
-        elif c == '"':
-            j = _quoted_end(text, i + 1)
-            if j < 0:
-                return "has a quoted identifier that is not closed"
-            i = j
-            continue
-        elif c == "$":
-            m = _DOLLAR_DELIM.match(text, i)
-            if m:
-                j = text.find(m.group(0), m.end())
-                if j < 0:
-                    return "has a dollar-quoted string that is not closed"
-                i = j + len(m.group(0))
-                continue
-        elif _ident_start(c):
-            j = i + 1
-            while j < n and _ident_cont(text[j]):
-                j += 1
-            word = text[i:j]
-            if word in ("E", "e") and j < n and text[j] == "'":
-                k = _string_end(text, j + 1, backslash=True)
-                if k < 0:
-                    return "has a string constant that is not closed"
-                i = k
-                continue
-            i = j
-            continue
-        i += 1
+        for c in text[tok.start:tok.end]:
+            if c == ";":
+                return "contains ';': a fragment must be one expression, not statements"
+            if c == "\\":
+                # not SQL outside a string constant, and psql would read it as a meta-command
+                # (`\! ...` runs a shell command) in a script of the plan
+                return "contains a backslash outside a string constant"
+            if c in "([":
+                depth += 1
+            elif c in ")]":
+                depth -= 1
+                if depth < 0:
+                    unbalanced = unbalanced or f"has a '{c}' that closes what it did not open"
+                    depth = 0
     if unbalanced:
         return unbalanced
     if depth:
@@ -86,34 +200,64 @@ def fragment_problem(text: str) -> str | None:
     return None
 
 
-def _string_end(text: str, i: int, backslash: bool) -> int:
-    """Position after the quote closing a string constant whose body starts at `i`, or -1."""
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\x00":
-            return -1
-        if backslash and c == "\\":
-            i += 2
-            continue
-        if c == "'":
-            if i + 1 < n and text[i + 1] == "'":
-                i += 2
-                continue
-            return i + 1
-        i += 1
+# Text without these holds only '...' and "..." quotes ended by an undoubled quote (no dollar
+# quote, no comment, no backslash for E'' to read): one regex then reads it exactly as `tokens`
+# would, several times faster. pg_get_indexdef's key lists are read that way for every index
+# of a database (health reads thousands).
+_NEEDS_TOKENS = re.compile(r"\$|\\|--|/\*")
+_PLAIN_QUOTED = r"""'[^']*(?:''[^']*)*'?|"[^"]*(?:""[^"]*)*"?"""
+
+
+@lru_cache(maxsize=None)
+def _quoted_or(wanted: str) -> re.Pattern:
+    return re.compile(f"{_PLAIN_QUOTED}|(?P<c>[{re.escape(wanted)}])")
+
+
+def _code_chars(text: str, pos: int, wanted: str) -> Iterator[tuple[int, str]]:
+    """Each of the `wanted` characters that stands outside quotes and comments, with its offset."""
+    if _NEEDS_TOKENS.search(text, pos):
+        return ((i, text[i]) for tok in tokens(text, pos) if tok.kind is Kind.CODE
+                for i in range(tok.start, tok.end) if text[i] in wanted)
+    return ((m.start(), m.group()) for m in _quoted_or(wanted).finditer(text, pos) if m.lastgroup)
+
+
+def matching_paren(text: str, open_pos: int) -> int:
+    """Index of the ')' closing the '(' at `open_pos` (quotes and comments respected), or -1.
+
+    >>> matching_paren("f(a, ')', (b)) + 1", 1)
+    13
+    """
+    depth = 0
+    for i, c in _code_chars(text, open_pos, "()"):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
     return -1
 
 
-def _quoted_end(text: str, i: int) -> int:
-    n = len(text)
-    while i < n:
-        if text[i] == "\x00":
-            return -1
-        if text[i] == '"':
-            if i + 1 < n and text[i + 1] == '"':
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return -1
+def wraps(text: str) -> bool:
+    """True when the whole text is one parenthesized group: ``(a + b)``, not ``(a) + (b)``."""
+    return text.startswith("(") and matching_paren(text, 0) == len(text) - 1
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on the one-character `sep` outside parentheses, brackets, quotes and comments; each
+    part stripped.
+
+    >>> split_top_level("a, f(b, c), 'x,y', [1, 2]")
+    ['a', 'f(b, c)', "'x,y'", '[1, 2]']
+    """
+    parts, depth, start = [], 0, 0
+    for i, c in _code_chars(text, 0, "()[]" + sep):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]

@@ -7,7 +7,7 @@ import os
 import re
 from urllib.parse import unquote
 
-from .lexical import _DOLLAR_DELIM
+from .lexical import Kind, tokens
 
 # key=value connection strings (password='a b', password=x) and URIs (scheme://user:pass@host,
 # ...?password=x); the value ends where libpq would end it.
@@ -64,60 +64,22 @@ def scrub(text: str) -> str:
 def redact_query(sql: str, limit: int = 120) -> str:
     """Another session's query text with every constant replaced (strings → '…', numbers → ?)
     and comments removed: `ALTER ROLE app PASSWORD '…'`. What kind of statement waits is
-    useful to show; its values (passwords, personal data) are not ours to print."""
+    useful to show; its values (passwords, personal data) are not ours to print.
+
+    >>> redact_query("UPDATE t SET pw = E'x\\\\'y', n = 42 /* why */ WHERE id = $1 AND t2.c = $q$z$q$")
+    "UPDATE t SET pw = '…', n = ? WHERE id = $1 AND t2.c = '…'"
+    """
     out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if sql.startswith("--", i):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j
+    for tok in tokens(sql):
+        if tok.kind is Kind.LINE_COMMENT:
             continue
-        if sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            i = n if j < 0 else j + 2
+        if tok.kind is Kind.BLOCK_COMMENT:
             out.append(" ")
-            continue
-        if c == "'" or (c in "EeBbXxNn" and sql.startswith("'", i + 1) and not _word_before(sql, i)):
-            start = i + (0 if c == "'" else 1)
-            j = _after_string(sql, start + 1, backslash=c in "Ee")
-            out.append("'…'")
-            i = j
-            continue
-        if c == "$":
-            m = _DOLLAR_DELIM.match(sql, i)
-            if m and not _word_before(sql, i):
-                j = sql.find(m.group(0), m.end())
-                out.append("'…'")
-                i = n if j < 0 else j + len(m.group(0))
-                continue
-        if c.isdigit() and not _word_before(sql, i):
-            j = i
-            while j < n and (sql[j].isalnum() or sql[j] in "._"):
-                j += 1
+        elif tok.kind is Kind.NUMBER:
             out.append("?")
-            i = j
-            continue
-        out.append(c)
-        i += 1
+        elif tok.kind in (Kind.STRING, Kind.DOLLAR):
+            out.append("'…'")
+        else:
+            out.append(sql[tok.start:tok.end])
     text = re.sub(r"\s+", " ", "".join(out)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _word_before(sql: str, i: int) -> bool:
-    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$\"")
-
-
-def _after_string(sql: str, i: int, backslash: bool) -> int:
-    n = len(sql)
-    while i < n:
-        if backslash and sql[i] == "\\":
-            i += 2
-            continue
-        if sql[i] == "'":
-            if i + 1 < n and sql[i + 1] == "'":
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n

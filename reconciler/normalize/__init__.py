@@ -23,14 +23,13 @@ from .ddl import (
                   attached_partition_index,
                   create_index_statement,
                   key_suffix,
-                  matching_paren,
                   method_name,
                   parse_create_index,
-                  split_top_level,
 )
 from .fragments import column_references, parse_fragment, volatile_functions
 from .from_spec import normalize_spec, spec_entry_to_def
 from .rules import LOOSE_RULES, PREDICATE_RULES, STRICT_RULES, bare_column, canonical
+from ..core.lexical import matching_paren, split_top_level
 from ..core.sqltext import placeholder_count
 from .script import split_statements
 from .statement import SIDE_EFFECT_FUNCTIONS, StatementInfo, classify_statement

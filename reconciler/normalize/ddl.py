@@ -50,61 +50,6 @@ class _NoCommandFallback(logging.Filter):
 logging.getLogger("sqlglot").addFilter(_NoCommandFallback())
 
 
-_BRACKETS_QUOTES = r"""'"()\[\]"""
-_SPLIT_AT = {",": re.compile(f"[{_BRACKETS_QUOTES},]")}
-_PARENS_OR_QUOTES = re.compile(r"""['"()]""")
-
-
-def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """Split on `sep` outside parentheses, brackets and quotes.
-
-    Only the characters that matter are visited (a regex finds them): pg_get_indexdef's key
-    lists are read for thousands of indexes by `health`, and a character loop dominated that."""
-    special = _SPLIT_AT.get(sep) or re.compile(f"[{_BRACKETS_QUOTES}{re.escape(sep)}]")
-    parts, depth, quote, start, skip = [], 0, None, 0, -1
-    for m in special.finditer(text):
-        i = m.start()
-        if i <= skip:
-            continue
-        c = text[i]
-        if quote:
-            if c == quote:
-                if text.startswith(quote, i + 1):   # a doubled quote inside the quoted text
-                    skip = i + 1
-                    continue
-                quote = None
-        elif c == "'" or c == '"':
-            quote = c
-        elif c == "(" or c == "[":
-            depth += 1
-        elif c == ")" or c == "]":
-            depth -= 1
-        elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
-
-
-def matching_paren(text: str, open_pos: int) -> int:
-    """Index of the ')' closing the '(' at open_pos (quotes respected), or -1."""
-    depth, quote = 0, None
-    for m in _PARENS_OR_QUOTES.finditer(text, open_pos):
-        c = m.group()
-        if quote:
-            if c == quote:
-                quote = None
-        elif c == "'" or c == '"':
-            quote = c
-        elif c == "(":
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                return m.start()
-    return -1
-
-
 def method_name(using: str) -> str:
     """The access method as PostgreSQL stores it (``rtree`` is ``gist``)."""
     m = using.strip().lower()

@@ -18,12 +18,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..core.index import IndexDef, KeyPart, LiveIndex, Partition
-from ..normalize import (
-    canonical_options,
-    matching_paren,
-    key_suffix,
-    split_top_level,
-)
+from ..core.lexical import matching_paren, split_top_level, wraps
+from ..normalize import canonical_options, key_suffix
 
 
 def _sql(name: str) -> str:
@@ -339,7 +335,7 @@ def index_def_from_row(r: dict) -> IndexDef:
         if is_col:
             keys.append(KeyPart(_unquote_ident(text), False, collation, opclass, desc, nulls_first))
         else:
-            expr = text[1:-1] if _wraps(text) else text
+            expr = text[1:-1] if wraps(text) else text
             keys.append(KeyPart(expr, True, collation, opclass, desc, nulls_first, sql=expr))
     include = tuple(_unquote_ident(c) for c in cols[nkey: r["natts"]])
     tablespace = r["tablespace"]
@@ -350,11 +346,6 @@ def index_def_from_row(r: dict) -> IndexDef:
                     method=r["method"], include=include, where=pred, nulls_not_distinct=bool(r["nulls_not_distinct"]),
                     options=canonical_options(r["options"] or []), tablespace=tablespace, name=r["name"],
                     comment=r.get("comment"))
-
-
-def _wraps(text: str) -> bool:
-    """True when the whole text is one parenthesized group: ``(a + b)``, not ``(a) + (b)``."""
-    return text.startswith("(") and matching_paren(text, 0) == len(text) - 1
 
 
 def _key_list(indexdef: str, method: str) -> str | None:
