@@ -84,30 +84,25 @@ def tokens(text: str, pos: int = 0) -> Iterator[Token]:
         elif c == "/" and text.startswith("/*", i):
             tok = _block_comment(text, i)
         elif c == "$":
-            m = _PARAM.match(text, i)
-            if m:
+            if m := _PARAM.match(text, i):
                 tok = Token(Kind.PARAM, i, m.end())
-            else:
-                m = _DOLLAR_DELIM.match(text, i)
-                if m:
-                    j = text.find(m.group(), m.end())
-                    tok = Token(Kind.DOLLAR, i, j + len(m.group())) if j >= 0 else Token(Kind.DOLLAR, i, n, False)
+            elif m := _DOLLAR_DELIM.match(text, i):
+                # the same tag closes it; scan.l backs up to each '$' in between, as find() does
+                j = text.find(m.group(), m.end())
+                tok = Token(Kind.DOLLAR, i, j + len(m.group())) if j >= 0 else Token(Kind.DOLLAR, i, n, False)
         elif "0" <= c <= "9" or (c == "." and i + 1 < n and "0" <= text[i + 1] <= "9"):
-            m = _NUMBER.match(text, i)
-            if m:
+            if m := _NUMBER.match(text, i):
                 tok = Token(Kind.NUMBER, i, m.end())
-        else:
-            m = _WORD.match(text, i)
-            if m:
-                end = m.end()
-                if end == i + 1 and c in _STRING_PREFIXES and text.startswith("'", end):
-                    tok = _quoted(text, i, end + 1, Kind.STRING, "'", backslash=c in "Ee")
-                elif end == i + 1 and c in "Uu" and text.startswith("&'", end):
-                    tok = _quoted(text, i, end + 2, Kind.STRING, "'")
-                elif end == i + 1 and c in "Uu" and text.startswith('&"', end):
-                    tok = _quoted(text, i, end + 2, Kind.QUOTED_IDENT, '"')
-                else:
-                    tok = Token(Kind.WORD, i, end)
+        elif m := _WORD.match(text, i):
+            end = m.end()
+            if end == i + 1 and c in _STRING_PREFIXES and text.startswith("'", end):
+                tok = _quoted(text, i, end + 1, Kind.STRING, "'", backslash=c in "Ee")
+            elif end == i + 1 and c in "Uu" and text.startswith("&'", end):
+                tok = _quoted(text, i, end + 2, Kind.STRING, "'")
+            elif end == i + 1 and c in "Uu" and text.startswith('&"', end):
+                tok = _quoted(text, i, end + 2, Kind.QUOTED_IDENT, '"')
+            else:
+                tok = Token(Kind.WORD, i, end)
         if tok is None:
             m = _PLAIN.match(text, i)
             i = m.end() if m else i + 1
