@@ -186,7 +186,9 @@ def main() -> int:
         from reconciler.pg.embedded import EmbeddedServer
 
         server = EmbeddedServer()
-        dsn = server.fresh_database("health_bench")
+        with psycopg.connect(server.admin_dsn(), autocommit=True) as c:
+            c.execute("CREATE DATABASE health_bench TEMPLATE template0")
+        dsn = server.admin_dsn("health_bench")
     try:
         print(code_version())
         secs = build_database(dsn, args.tables)

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """How much does `reconciler verify` add to the EXPLAINs it runs?
 
-Builds 20 tables (20,000 rows each, 3 indexes each) and a spec of 200 queries over them: a third
-with sample params (custom plans), a third with $n and no params (generic plans), a third without
-parameters; joins, ranges, ORDER BY ... LIMIT, aggregates. Then, side by side in one run, with one
-warm-up and the median of --runs runs (the order alternates each run):
+Builds --tables tables (default 20; --rows rows each, default 20,000; 3 indexes each) and a spec
+of --queries queries (default 200) over them: a third with sample params (custom plans), a third
+with $n and no params (generic plans), a third without parameters; joins, ranges, ORDER BY ...
+LIMIT, aggregates. Then, side by side in one run, with one warm-up and the median of --runs runs
+(the order alternates each run):
 
   verify      `reconciler verify -f spec.yaml -d DSN --format json` in a subprocess (startup,
               spec loading, EXPLAIN of every query, verdicts, rendering)
@@ -39,7 +40,9 @@ import yaml  # noqa: E402
 
 PY = sys.executable
 RECONCILER = shutil.which("reconciler", path=str(Path(PY).parent)) or shutil.which("reconciler")
-TABLES = 20
+TABLES = 20        # --tables
+ROWS = 20_000      # --rows
+QUERIES = 200      # --queries
 
 
 def setup_sql() -> list[str]:
@@ -50,7 +53,7 @@ def setup_sql() -> list[str]:
         out.append(f"CREATE TABLE {t} (id int PRIMARY KEY, ws text NOT NULL, state text NOT NULL, n int NOT NULL, "
                    f"parent int, created timestamptz NOT NULL)")
         out.append(f"INSERT INTO {t} SELECT g, 'ws_' || (g % 300), (ARRAY['NEW','DONE','RETRY'])[1 + g % 3], g % 997, "
-                   f"(g * 7) % 20000, now() - g * interval '1 minute' FROM generate_series(1, 20000) g")
+                   f"(g * 7) % {ROWS}, now() - g * interval '1 minute' FROM generate_series(1, {ROWS}) g")
         out.append(f"CREATE INDEX {t}_ws_created ON {t} (ws, created DESC)")
         out.append(f"CREATE INDEX {t}_retry ON {t} (created) WHERE state = 'RETRY'")
         out.append(f"CREATE INDEX {t}_parent ON {t} (parent)")
@@ -60,7 +63,7 @@ def setup_sql() -> list[str]:
 
 def queries() -> list[dict]:
     out = []
-    for k in range(200):
+    for k in range(QUERIES):
         i, j = k % TABLES, (k + 1) % TABLES
         t, u = f"vq_t{i:02d}", f"vq_t{j:02d}"
         shape = k % 6
@@ -129,10 +132,15 @@ def raw_inproc(conn, qs) -> None:
 
 
 def main() -> None:
+    global TABLES, ROWS, QUERIES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dsn", help="use this database instead of a throwaway embedded one")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tables", type=int, default=TABLES, help="tables to build")
+    ap.add_argument("--rows", type=int, default=ROWS, help="rows in each table")
+    ap.add_argument("--queries", type=int, default=QUERIES, help="queries in the spec")
     args = ap.parse_args()
+    TABLES, ROWS, QUERIES = args.tables, args.rows, args.queries
     server = None
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     try:
@@ -197,7 +205,7 @@ def main() -> None:
                 order = (mine, ref) if r % 2 == 0 else (ref, mine)
                 for fn in order:
                     (results[label][0] if fn is mine else results[label][1]).append(fn())
-        print(f"PostgreSQL {version}, {len(qs)} queries over {TABLES} tables (20,000 rows each), "
+        print(f"PostgreSQL {version}, {len(qs)} queries over {TABLES} tables ({ROWS:,} rows each), "
               f"median of {args.runs} runs")
         for label, (m, r) in results.items():
             mm, rm = statistics.median(m), statistics.median(r)
