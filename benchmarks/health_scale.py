@@ -12,7 +12,7 @@ Then, side by side in one run (one warm-up, then the median of --runs runs, alte
   raw       the statements `health` sends (recorded from one run of pg.stats.read_stats: the
             pg/sql/health_*.sql reads and the definitions of the comparison candidates), in one
             READ ONLY transaction, every row fetched: in-process, a new connection each run
-  health    reconciler.app.health.run_health + the text report: in-process, same connection setup
+  health    reconciler.app.health.run_health + render_report (text): in-process, same connection setup
   raw-cli   a fresh python process: import psycopg, connect, the same queries, fetch, exit
   cli       `reconciler health --all -d DSN --format json` as a subprocess (exit 2 expected)
 
@@ -141,12 +141,11 @@ def time_raw_inprocess(dsn: str, queries) -> tuple[float, float]:
 
 def time_health_inprocess(dsn: str) -> tuple[float, float, int]:
     """(wall seconds, this process's CPU seconds, findings)."""
-    from reconciler.app.health import HealthOptions, run_health
-    from reconciler.render.health import render_health_text
+    from reconciler.app.health import HealthOptions, render_report, run_health
 
     t0, c0 = time.perf_counter(), time.process_time()
     report = run_health(HealthOptions(database=dsn, all_tables=True))
-    render_health_text(report)
+    render_report(report, "text")
     return time.perf_counter() - t0, time.process_time() - c0, len(report.findings)
 
 

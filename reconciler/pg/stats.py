@@ -145,8 +145,9 @@ def _read(conn, tables, patterns, lock_ms, stmt_ms, definitions) -> StatsSnapsho
                 # catalog reads definitions through normalize (sqlglot): imported only when needed
                 from .catalog import index_def_from_row, read_index_rows
 
+                shapes: dict[tuple, IndexDef] = {}
                 for r in read_index_rows(dcur, sorted(wanted), version, stats=False, of="indexes"):
-                    defs[r["oid"]] = index_def_from_row(r)
+                    defs[r["oid"]] = _definition(r, shapes, index_def_from_row)
                     texts[r["oid"]] = r["indexdef"]
     per_table: dict[int, list[IndexRow]] = {}
     for x in indexes:
@@ -154,6 +155,26 @@ def _read(conn, tables, patterns, lock_ms, stmt_ms, definitions) -> StatsSnapsho
     table_rows = tuple(_table_row(r, per_table.get(r[0], ())) for r in trows if not r[4])
     return StatsSnapshot(info["database"], node, table_rows, tuple(indexes), fks, (), skipped,
                          block_size=info["block_size"], maxalign=info["maxalign"], definitions=defs, indexdefs=texts)
+
+
+def _definition(r: dict, shapes: dict[tuple, IndexDef], parse: Callable[[dict], IndexDef]) -> IndexDef:
+    """`parse(r)` (catalog.index_def_from_row), once per shape: indexes whose rows agree on
+    everything that function reads except schema, table and name get the first one's definition,
+    moved to their own (a tenant layout repeats one shape per schema or table; each parse costs
+    more than the row). The deparsed text is keyed from its ` USING method (` on, the very marker
+    the parse cuts its key list at, so whatever precedes it (the quoted names) cannot matter."""
+    text = r["indexdef"]
+    at = text.find(f" USING {r['method']} (")
+    if at < 0:
+        return parse(r)
+    cols, nkey = r["cols"], r["nkey"]
+    key = (text[at:], r["method"], tuple(cols), nkey, r["natts"], tuple(a != 0 for a in r["indkey"][:nkey]),
+           r["is_unique"], r["nulls_not_distinct"], tuple(r["options"] or ()), r["tablespace"], r["predicate"],
+           r.get("comment"))
+    template = shapes.get(key)
+    if template is None:
+        template = shapes[key] = parse(r)
+    return template.relocated(r["schema"], r["table"], r["name"])
 
 
 def _bloat_widths(cur, table_oids: list[int]) -> dict[int, tuple[float, bool, bool, bool]]:
