@@ -552,3 +552,83 @@ def test_human_units():
 def test_row_floor_uses_reltuples_after_a_statistics_reset():
     reset = table("t", 1, live_rows=0, reltuples=50000, seq_scans=150, index_scans=0)
     assert kinds(assess(snap(tables=[reset]))) == [("seq_scan_heavy", "t")]
+
+
+# ---- pg.stats: one parse per shape of definition -------------------------------------------------
+
+
+def _catalog_row(schema, table, name, keys_sql, cols, indkey, *, unique=False, where=None, options=None,
+                 include=(), comment=None):
+    """A row as catalog.read_index_rows returns it (the fields index_def_from_row reads)."""
+    q = lambda s: s if s.isidentifier() and s.islower() else '"' + s.replace('"', '""') + '"'  # noqa: E731
+    text = (f"CREATE {'UNIQUE ' if unique else ''}INDEX {q(name)} ON {q(schema)}.{q(table)} USING btree ({keys_sql})"
+            + (f" INCLUDE ({', '.join(include)})" if include else "")
+            + (f" WITH ({', '.join(options)})" if options else "") + (f" WHERE {where}" if where else ""))
+    return {"oid": hash((schema, table, name)) & 0xFFFFFF, "schema": schema, "table": table, "name": name,
+            "method": "btree", "is_unique": unique, "nkey": len(indkey), "natts": len(indkey) + len(include),
+            "indkey": list(indkey) + [1] * len(include), "cols": list(cols) + list(include), "indexdef": text,
+            "predicate": where, "nulls_not_distinct": False, "options": options, "tablespace": None,
+            "comment": comment}
+
+
+def test_definitions_are_parsed_once_per_shape_and_equal_a_parse_of_each_row():
+    from reconciler.pg.catalog import index_def_from_row
+    from reconciler.pg.stats import _definition
+
+    rows = []
+    for schema in ("public", "tenant_1", "Tenant 2"):
+        for t in ("orders", "Orders"):
+            rows += [
+                _catalog_row(schema, t, f"{t}_a_idx", "account_id", ["account_id"], [2]),
+                _catalog_row(schema, t, f"{t}_ac_idx", "account_id, created_at DESC", ["account_id", "created_at"],
+                             [2, 5]),
+                _catalog_row(schema, t, f"{t}_lower_idx", "lower(email)", ["lower(email)"], [0]),
+                _catalog_row(schema, t, f"{t}_active_idx", "created_at", ["created_at"], [5],
+                             where="(status = 'active'::text)"),
+            ]
+    # the same key text, but what else the parse reads differs: each is a shape of its own
+    odd = [
+        _catalog_row("public", "orders", "u_idx", "account_id", ["account_id"], [2], unique=True),
+        _catalog_row("public", "orders", "expr_named_like_a_column", "account_id", ["account_id"], [0]),
+        _catalog_row("public", "orders", "done_idx", "created_at", ["created_at"], [5], where="(status = 'done'::text)"),
+        _catalog_row("public", "orders", "ff_idx", "account_id", ["account_id"], [2], options=["fillfactor=70"]),
+        _catalog_row("public", "orders", "incl_idx", "account_id", ["account_id"], [2], include=("amount",)),
+        _catalog_row("public", "orders", "commented_idx", "account_id", ["account_id"], [2], comment="kept"),
+        # a name holding the very marker the key list is cut at
+        _catalog_row("public", "orders", "x USING btree (y", "account_id", ["account_id"], [2]),
+    ]
+    parsed = []
+
+    def parse(r):
+        parsed.append(r["name"])
+        return index_def_from_row(r)
+
+    shapes: dict = {}
+    for r in rows + odd:
+        got = _definition(r, shapes, parse)
+        want = index_def_from_row(r)
+        assert got == want and (got.schema, got.table, got.name, got.comment) == \
+            (want.schema, want.table, want.name, want.comment), r["name"]
+    # 24 rows of 4 shapes: 4 parses; every odd one its own (the marker-named one keys from the
+    # marker inside its name, so it cannot share the plain shape either)
+    assert len(parsed) == 4 + len(odd)
+
+
+def test_gc_paused_restores_the_collector_as_it_found_it():
+    import gc
+
+    from reconciler.app.health import gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            assert not gc.isenabled()
+            raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()   # the caller had paused it: still paused
+    finally:
+        gc.enable()
