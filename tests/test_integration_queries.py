@@ -171,7 +171,13 @@ queries:
     assert notes["purge"] == ["not measured: data-modifying (it runs DELETE); --allow-writes runs it in a "
                               "transaction that is rolled back"]
     assert "it runs UPDATE" in notes["bump"][0] and "pg_terminate_backend()" in notes["sneaky"][0]
+    # the name is a first guard; the plan's functions are the real one, with or without --allow-writes
     res = cli("verify", "-f", str(spec), "-d", db, "--analyze", "--allow-writes", "--runs", "2", "--format", "json")
+    assert res.returncode == 1 and "query 'sneaky': not run: it would call pg_catalog.pg_terminate_backend(integer, " \
+        "bigint) (VOLATILE, internal)" in res.stderr, res.stderr
+    assert catalog_state(db) == before
+    res = cli("verify", "-f", str(spec), "-d", db, "--analyze", "--allow-writes", "--allow-volatile", "--runs", "2",
+              "--format", "json")
     assert res.returncode == 0, res.stderr
     purge = {q["name"]: q for q in json.loads(res.stdout)["queries"]}["purge"]
     assert len(purge["runs_ms"]) == 2 and "rolled back after each run" in purge["notes"][0]
@@ -369,3 +375,100 @@ def test_generic_plans_leave_no_prepared_statement_and_keep_the_sessions_own(db,
             run_verify(conn, [good, bad, good], VerifyOptions())
         names = [r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements").fetchall()]
         assert names == ["mine"]
+
+
+# --- verify --analyze never runs a query whose plan calls a VOLATILE function ----------------
+
+ZAP_SCHEMA = """
+CREATE TABLE z (id int PRIMARY KEY, note text);
+INSERT INTO z SELECT g, 'n' || g FROM generate_series(1, 50) g;
+-- the side effect READ ONLY does not stop: it ends the backend named VICTIM
+CREATE FUNCTION zap() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'VICTIM';
+  RETURN true;
+END $$;
+CREATE FUNCTION zap_eq(int, int) RETURNS boolean LANGUAGE plpgsql AS $$BEGIN RETURN zap() AND $1 = $2; END $$;
+CREATE OPERATOR ==> (LEFTARG = int, RIGHTARG = int, FUNCTION = zap_eq);
+CREATE VIEW z_view AS SELECT id FROM z WHERE zap();
+-- STABLE on its face; the catalog records that its SQL-standard body calls zap()
+CREATE FUNCTION looks_stable() RETURNS boolean STABLE BEGIN ATOMIC SELECT zap(); END;
+CREATE TABLE guarded (id int, owner text);
+INSERT INTO guarded VALUES (1, 'a');
+ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+CREATE POLICY zap_rows ON guarded USING (zap());
+CREATE FUNCTION zap_trigger() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM zap(); RETURN NEW; END $$;
+CREATE TRIGGER z_zap BEFORE UPDATE ON z FOR EACH ROW EXECUTE FUNCTION zap_trigger();
+"""
+
+ZAP_QUERIES = {
+    "wrapper": ("SELECT zap()", None, 'public.zap() (VOLATILE, plpgsql)'),
+    "view": ("SELECT * FROM z_view WHERE id = $1", [1], 'public.zap() (VOLATILE, plpgsql)'),
+    "policy": ("SELECT * FROM guarded WHERE id = $1", [1], 'public.zap() (VOLATILE, plpgsql)'),
+    "operator": ("SELECT * FROM z WHERE id ==> 1", None,
+                 'public.zap_eq(integer, integer) (VOLATILE, plpgsql, behind operator ==>(integer,integer))'),
+    "sql body": ("SELECT id FROM z WHERE looks_stable() LIMIT 1", None,
+                 'public.zap() (VOLATILE, plpgsql, inside looks_stable())'),
+    "limit": ("SELECT id FROM z LIMIT (SELECT count(*) FROM z WHERE zap())", None, 'public.zap() (VOLATILE, plpgsql)'),
+    "trigger": ("UPDATE z SET note = note WHERE id = $1", [1],     # as --allow-writes would run it
+                'public.zap_trigger() (VOLATILE, plpgsql, by trigger z_zap on z)'),
+}
+
+
+@pytest.fixture
+def zap_role(dsn, run_sql):
+    """A non-superuser (row-level security applies to it) with a victim backend of its own
+    that `zap()` would terminate; dropped afterwards."""
+    import hashlib
+
+    role = "rc_zap_" + hashlib.sha1(dsn.encode()).hexdigest()[:10]
+    run_sql(dsn, f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN")
+    run_sql(dsn, ZAP_SCHEMA + f"GRANT SELECT ON z, z_view, guarded TO {role}; GRANT UPDATE ON z TO {role};")
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, user=role)
+    finally:
+        dbname = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        run_sql(dsn, f'REVOKE ALL ON DATABASE "{dbname}" FROM {role}; DROP OWNED BY {role}; DROP ROLE {role}')
+
+
+def _alive(conn: psycopg.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1").fetchone()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_analyze_refuses_a_volatile_function_wherever_the_plan_hides_it(zap_role, tmp_path):
+    from reconciler.errors import ReconcilerError
+    from reconciler.spec.queries_file import QueryEntry
+
+    app = zap_role
+    with psycopg.connect(app, autocommit=True, application_name="VICTIM") as victim, \
+            psycopg.connect(app, autocommit=True) as conn:
+        for name, (sql, params, function) in ZAP_QUERIES.items():
+            q = QueryEntry(name, sql, params, (), None, None, "q.sql", 7)
+            with pytest.raises(ReconcilerError) as e:
+                # the text classifier fooled (it cannot read `==>` and would not run that one):
+                # the plan's functions alone must refuse every case
+                run_verify(conn, [q], VerifyOptions(analyze=True, runs=1, allow_writes=True),
+                           classify=lambda sql: (False, ""))
+            assert str(e.value).startswith(f"q.sql:7: query {name!r}: not run: it would call {function}"), name
+            assert _alive(victim), name        # nothing ran: zap() would have ended it
+        # a plain query (random() is a harmless VOLATILE built-in) still runs and is measured
+        plain = QueryEntry("plain", "SELECT id, random() FROM z WHERE id = $1", [3], (), None, None, "q.sql", 9)
+        assert len(run_verify(conn, [plain], VerifyOptions(analyze=True, runs=2))[0].runs_ms) == 2
+        assert _alive(victim)
+    # the CLI: one line naming file:line and the function, exit 1; --allow-volatile runs it
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\nindexes: []\nqueries:\n  - name: via view\n    sql: SELECT * FROM z_view\n")
+    with psycopg.connect(app, autocommit=True, application_name="VICTIM") as victim:
+        res = cli("verify", "-f", spec, "-d", app, "--analyze", "--runs", "1")
+        assert res.returncode == 1 and res.stdout == "", res
+        first = res.stderr.splitlines()[0]
+        assert first == (f"error: {spec}:4: query 'via view': not run: it would call public.zap() (VOLATILE, "
+                         "plpgsql), which can act outside the transaction (a rollback does not undo it)"), res.stderr
+        assert "Traceback" not in res.stderr and _alive(victim)
+        res = cli("verify", "-f", spec, "-d", app, "--analyze", "--runs", "1", "--allow-volatile")
+        assert res.returncode == 0, res.stderr
+        assert not _alive(victim)              # the check above could see a run: this one ran zap()

@@ -321,3 +321,39 @@ def test_whatif_capabilities_per_change_and_hypopg_version(action, method, hypo,
 def test_verify_summary_without_queries():
     assert RENDERERS["text"]([], "--select tag=x") == "Verify: no query uses the selected indexes (partial: --select tag=x).\n"
     assert RENDERERS["text"]([]) == "Verify: no query to check.\n"
+
+
+# --- the functions a plan tree calls (verify --analyze's refusal of side effects) ------------
+
+def test_plan_calls_reads_every_oid_field_and_never_loses_one_to_a_name():
+    from reconciler.queries.calls import plan_calls
+
+    tree = ("{PLANNEDSTMT :planTree {SEQSCAN :qual ({FUNCEXPR :funcid 16392 :funcresulttype 16} "
+            "{OPEXPR :opno 96 :opfuncid\n65 :opresulttype 16} {ROWCOMPAREEXPR :opnos (o 97 521)} "
+            "{AGGREF :aggfnoid 2803 :aggtype 20} {COERCETODOMAIN :resulttype 16500})} "
+            # a column alias holding field-like text: outfuncs.c writes its blanks with backslashes
+            ":rtable ({RANGETBLENTRY :eref {ALIAS :aliasname x\\ :funcid\\ 1 :colnames (\"a\")} :relid 16385 "
+            ":relkind r :rellockmode 1} {RANGETBLENTRY :relid 16390 :relkind r :rellockmode 3})}")
+    calls = plan_calls([tree, "{FUNCEXPR :funcid 1598}"])
+    assert calls.functions == {16392, 65, 2803, 1598}
+    assert calls.operators == {96, 97, 521}
+    assert {16, 20, 16500} <= calls.types
+    assert calls.written == {16390}
+    # an entry whose lock mode is unreadable counts as written (refuse more, never less)
+    assert plan_calls(["{RANGETBLENTRY :relid 17000 :relkind r}"]).written == {17000}
+
+
+def test_side_effect_risks_keeps_volatile_functions_but_the_reviewed_built_ins():
+    from reconciler.queries.calls import CalledFunction, describe_risk, side_effect_risks
+
+    def f(schema, name, vol, via="called by the plan"):
+        return CalledFunction(1, schema, name, "integer", vol, "plpgsql", via)
+
+    found = [f("pg_catalog", "random", "v"), f("public", "random", "v"), f("pg_catalog", "nextval", "v"),
+             f("public", "stable_one", "s"), f("app", "Grab", "v", "behind operator ==>(integer,integer)")]
+    assert [x.name for x in side_effect_risks(found)] == ["nextval", "random", "Grab"]
+    assert [x.name for x in side_effect_risks(found, writing=True)] == ["random", "Grab"]
+    assert describe_risk(side_effect_risks(found)[-1]) == \
+        'app."Grab"(integer) (VOLATILE, plpgsql, behind operator ==>(integer,integer))'
+    # a name with a line break stays on one line
+    assert "\n" not in describe_risk(f("public", "a\nb", "v"))

@@ -4,7 +4,9 @@ indexes it `uses` and its budgets.
 One job: the order of the verify workflow. References are checked before connecting; every
 EXPLAIN runs in a READ ONLY transaction that is rolled back (`pg.explain`); `--analyze`
 executes a query only when it cannot write (sqlglot says so, READ ONLY enforces it), or, with
-`--allow-writes`, in a read-write transaction that is rolled back after each run.
+`--allow-writes`, in a read-write transaction that is rolled back after each run; and before any
+query runs, every function its plan would call is looked up and a VOLATILE one refuses the whole
+run (`queries.calls`), unless `--allow-volatile`.
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from typing import Callable
 
 import psycopg
 
+from ..core.sqltext import placeholder_count
 from ..errors import ReconcilerError, SpecError
-from ..pg.explain import ExplainSession, QueryRefused, index_ancestors
+from ..pg.explain import ExplainSession, QueryRefused, called_functions, index_ancestors
 from ..queries import Verdict, judge, parse_explain
+from ..queries.calls import CalledFunction, describe_risk, plan_calls, side_effect_risks
 from ..spec import QueryEntry, Selection, Spec, query_reference_problems
 
 
@@ -24,6 +28,7 @@ class VerifyOptions:
     analyze: bool = False
     runs: int = 3
     allow_writes: bool = False
+    allow_volatile: bool = False
     statement_timeout_ms: int = 30000
     lock_timeout_ms: int = 3000
 
@@ -123,6 +128,8 @@ def _measure(conn, queries: list[QueryEntry], opts: VerifyOptions, classify) -> 
         else:
             notes.setdefault(q.name, []).append(f"not measured: data-modifying ({reason}); --allow-writes runs "
                                                 "it in a transaction that is rolled back")
+    if not opts.allow_volatile:
+        refuse_side_effects(conn, readers, writers, opts)
     for group, writable in ((readers, False), (writers, True)):
         if not group:
             continue
@@ -139,3 +146,34 @@ def _measure(conn, queries: list[QueryEntry], opts: VerifyOptions, classify) -> 
                     if writable:
                         session.restart()   # each run sees the data as it was
     return runs, notes
+
+
+def refuse_side_effects(conn, readers: list[QueryEntry], writers: list[QueryEntry], opts: VerifyOptions) -> None:
+    """Before any query runs: plan each one (EXPLAIN without ANALYZE, READ ONLY, rolled back),
+    read the functions its plan tree would call and refuse the run, naming the query and the
+    function, when one is VOLATILE and not a harmless built-in. Fails closed: no plan tree, no run."""
+    with ExplainSession(conn, statement_timeout_ms=opts.statement_timeout_ms,
+                        lock_timeout_ms=opts.lock_timeout_ms) as session:
+        seen = []
+        for q in readers + writers:
+            if q.params is None and placeholder_count(q.sql):
+                continue        # never measured: no sample values (a note says so)
+            try:
+                trees = session.plan_trees(q.sql, q.params)
+            except QueryRefused as e:
+                raise refused(q, e) from None
+            if not trees:
+                raise ReconcilerError(f"{q.where}: query {q.name!r}: not run: the server sent no plan tree, so "
+                                      "the functions it would call are unknown",
+                                      "--allow-volatile runs it without this check")
+            seen.append((q, plan_calls(trees)))
+    writing = {id(q) for q in writers}
+    for q, calls in seen:
+        rows = called_functions(conn, calls.functions, calls.operators, calls.types, calls.written)
+        risks = side_effect_risks([CalledFunction(*r) for r in rows], writing=id(q) in writing)
+        if risks:
+            more = f" (and {len(risks) - 1} more)" if len(risks) > 1 else ""
+            raise ReconcilerError(
+                f"{q.where}: query {q.name!r}: not run: it would call {describe_risk(risks[0])}{more}, which can "
+                "act outside the transaction (a rollback does not undo it)",
+                "nothing was executed; --allow-volatile runs such queries anyway (see SECURITY.md)")

@@ -29,13 +29,16 @@ from .options import (
               help="with --analyze: runs per query; the median is judged")
 @click.option("--allow-writes", is_flag=True, help="with --analyze: also run data-modifying queries, each run in a "
                                                    "transaction that is rolled back")
+@click.option("--allow-volatile", is_flag=True, help="with --analyze: also run queries whose plan calls a VOLATILE "
+                                                     "function (one that can act outside the transaction: "
+                                                     "advisory locks, signalling backends, dblink); see SECURITY.md")
 @click.option("--statement-timeout", default="30s", show_default=True, help="limit for one EXPLAIN")
 @click.option("--lock-timeout", default="3s", show_default=True, help="lock wait for one EXPLAIN")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "prometheus"]), default="text",
               show_default=True)
 @fleet_options
-def verify(files, database, schema_sql, select, analyze, runs, allow_writes, statement_timeout, lock_timeout, fmt,
-           targets_file, target_globs, labels, parallel, fail_fast, shard):
+def verify(files, database, schema_sql, select, analyze, runs, allow_writes, allow_volatile, statement_timeout,
+           lock_timeout, fmt, targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Explain every query of the spec: the access path per table, whether each `uses` index
     is in the plan, cost and rows (and with --analyze the measured time against budget_ms).
     Exit 2 when a query misses its index or its budget."""
@@ -49,8 +52,8 @@ def verify(files, database, schema_sql, select, analyze, runs, allow_writes, sta
     check_queries(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     queries = selected_queries(spec, selection)
-    opts = VerifyOptions(analyze, runs, allow_writes, _duration_ms(statement_timeout, "--statement-timeout"),
-                         _duration_ms(lock_timeout, "--lock-timeout"))
+    opts = VerifyOptions(analyze, runs, allow_writes, allow_volatile,
+                         _duration_ms(statement_timeout, "--statement-timeout"), _duration_ms(lock_timeout, "--lock-timeout"))
     if fleet:
         from ..app.verify import verify_outcome
 

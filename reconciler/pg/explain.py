@@ -196,6 +196,29 @@ class ExplainSession:
                 msg += f" (SQLSTATE {e.diag.sqlstate})"
             raise QueryRefused(msg) from None
 
+    def plan_trees(self, sql: str, params: tuple | list | None = None) -> list[str]:
+        """The planner's node trees for `sql` (without running it): `debug_print_plan` sends each
+        tree this session plans as a LOG message; the EXPLAIN it rides on executes nothing. The
+        settings are SET LOCAL, so the rollback ends them; a session used for this should do
+        nothing else (every later EXPLAIN in its transaction would send its tree too).
+
+        PostgreSQL also writes the LOG to the server's log (log_min_messages decides)."""
+        trees: list[str] = []
+
+        def grab(diag: psycopg.errors.Diagnostic) -> None:
+            # the Diagnostic lives only during the call: copy the text out
+            if diag.severity_nonlocalized == "LOG" and (diag.message_primary or "").strip() == "plan:":
+                trees.append(diag.message_detail or "")
+
+        for setting in ("debug_print_plan = on", "debug_pretty_print = off", "client_min_messages = log"):
+            self.conn.execute(f"SET LOCAL {setting}")
+        self.conn.add_notice_handler(grab)
+        try:
+            self.explain(sql, params)
+        finally:
+            self.conn.remove_notice_handler(grab)
+        return trees
+
     def explain_all(self, items: list[tuple[str, tuple | list | None]]) -> list[tuple[Any, str]]:
         """`explain` of many queries, sent in one pipeline (psycopg pipeline mode: no round trip
         per query). On any refusal the transaction is restarted and the queries are explained
@@ -271,3 +294,17 @@ class ExplainSession:
                 self.run(f"SELECT {quote_ident(hypo.schema)}.hypopg_unhide_all_indexes()")
         except psycopg.Error:
             self._rollback()
+
+
+def called_functions(conn: psycopg.Connection, functions: Iterable[int], operators: Iterable[int],
+                     types: Iterable[int], written: Iterable[int] = ()) -> list[tuple]:
+    """Catalog rows (oid, schema, name, argument types, provolatile, language, via) of every
+    function reached from these OIDs: operators resolve to their function, domains to the
+    functions of their CHECK constraints, written relations to their triggers' functions,
+    SQL-standard bodies and aggregates to what they call.
+    One set query; OIDs are bound, never spliced."""
+    from importlib import resources
+
+    text = resources.files("reconciler.pg").joinpath("sql", "called_functions.sql").read_text()
+    return conn.execute(text, {"functions": sorted(functions), "operators": sorted(operators),
+                               "types": sorted(types), "written": sorted(written)}).fetchall()
