@@ -254,3 +254,38 @@ def test_fail_fast_lets_running_jobs_finish():
     out = _pool(list(range(5)), job, parallel=2, fail_fast=True, on_result=on_result)
     by = {r[0]: r[1] for r in out}
     assert by[0] == "failed" and by[1] == "ok" and {by[i] for i in (2, 3, 4)} == {"skipped"}
+
+
+@pytest.mark.parametrize("names, clash", [
+    (["db:a", "db_a"], "targets 'db:a' and 'db_a' would both be written to OUT/db_a.yaml"),
+    (["Prod", "prod"], "targets 'Prod' and 'prod' would both be written to OUT/Prod.yaml"),
+])
+def test_import_targets_refuses_two_targets_that_share_a_file_before_connecting(tmp_path, names, clash):
+    from support.cli import run_cli
+
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("version: 1\ntargets:\n" + "".join(f"  - {{name: '{n}', dsn_env: NOT_SET_ANYWHERE}}\n"
+                                                         for n in names))
+    out = tmp_path / "out"
+    res = run_cli("import", "--targets", targets, "-o", out)
+    assert res.returncode == 1 and res.stdout == "", res.stdout + res.stderr
+    first = res.stderr.splitlines()[0]
+    assert first.startswith("error: " + clash.replace("OUT", str(out))), res.stderr
+    assert "Traceback" not in res.stderr and list(out.iterdir()) == []   # nothing written, nothing connected
+
+
+def test_target_files_of_discovered_names_are_checked_the_same_way(tmp_path):
+    """Discovered targets are named SEED/DATABASE, and a database name may hold any character."""
+    from reconciler.app.importer import check_target_files, target_file
+
+    assert target_file(tmp_path, "eu/db 1").name == "eu__db_1.yaml"
+    assert target_file(tmp_path, ".hidden").name == "_.hidden.yaml"
+    for a, b in (("eu/1", "eu__1"), (".x", "_.x"), ("eu/caf\u00e9", "eu/caf\u00e8"), ("eu/a\nb", "eu/a b")):
+        with pytest.raises(ReconcilerError, match="would both be written to") as e:
+            check_target_files(tmp_path, [a, b, "other"], force=False)
+        assert "\n" not in e.value.message
+    check_target_files(tmp_path, ["eu/1", "eu/2", "us/1"], force=False)
+    (tmp_path / "eu__2.yaml").write_text("x")
+    with pytest.raises(ReconcilerError, match="eu__2.yaml: already exists .target 'eu/2'.; not overwritten"):
+        check_target_files(tmp_path, ["eu/1", "eu/2"], force=False)
+    check_target_files(tmp_path, ["eu/1", "eu/2"], force=True)

@@ -312,3 +312,12 @@ def test_verify_and_health_on_a_fleet(fleet, run_sql, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "t_a_idx" in (tmp_path / "imported" / "a.yaml").read_text()
     assert "t_a_idx" not in (tmp_path / "imported" / "b.yaml").read_text()
+    # as plain import -o: an existing file is kept unless --force
+    (tmp_path / "imported" / "b.yaml").write_text("mine\n")
+    res = reconciler("import", "--targets", str(targets), "-o", str(tmp_path / "imported"), env=env)
+    assert res.returncode == 1 and res.stdout == "", res.stdout + res.stderr
+    assert res.stderr.splitlines()[0] == (f"error: {tmp_path / 'imported' / 'a.yaml'}: already exists (target 'a'); "
+                                          "not overwritten (and 1 more)"), res.stderr
+    assert (tmp_path / "imported" / "b.yaml").read_text() == "mine\n"
+    res = reconciler("import", "--targets", str(targets), "-o", str(tmp_path / "imported"), "--force", env=env)
+    assert res.returncode == 0 and (tmp_path / "imported" / "b.yaml").read_text().startswith("version: 1"), res.stderr

@@ -135,11 +135,16 @@ def resolve(opts: FleetOptions, environ: Mapping[str, str] | None = None,
 
 
 def run_fleet(opts: FleetOptions, job: Job, on_result: Callable[[TargetResult], None],
-              environ: Mapping[str, str] | None = None) -> list[TargetResult]:
+              environ: Mapping[str, str] | None = None,
+              prepare: Callable[[list[Target]], None] | None = None) -> list[TargetResult]:
     """Run `job(target, dsn, registry)` on every target; `on_result` sees each result as it
-    finishes (in this thread). Returns every result, discovery failures included."""
+    finishes (in this thread). Returns every result, discovery failures included. `prepare`
+    sees the whole selection before any job starts and may refuse the run (ReconcilerError):
+    what one target's job cannot know, such as two targets writing one file."""
     environ = os.environ if environ is None else environ
     targets, failures = resolve(opts, environ)
+    if prepare is not None:
+        prepare(targets)
     for f in failures:
         on_result(f)
     registry = Registry()

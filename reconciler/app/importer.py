@@ -95,10 +95,41 @@ def import_outcome(conn, target: str, directory: str, schemas: Iterable[str], ta
     defs, managed, pairs = live_defs(conn, schemas, tables, with_tables=True)
     text, kept, warnings = import_spec(defs, schemas, tables, managed, "the database",
                                        collapse_tables=pairs if collapse_schemas else None)
-    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "_", target.replace("/", "__"))
-    path = Path(directory) / (("_" + safe if safe.startswith(".") else safe) + ".yaml")
+    path = target_file(directory, target)
     write_output(path, text, "spec")   # never through a planted symlink
     return Outcome(Status.OK, 0, f"wrote {len(kept)} index(es) to {path}", "\n".join(warnings))
+
+
+def target_file(directory: str | Path, target: str) -> Path:
+    """DIRECTORY/TARGET.yaml: '/' becomes '__', any character outside [A-Za-z0-9_.@+-] '_', and a
+    leading '.' gets a '_' before it (no hidden file). Not one-to-one: `check_target_files`
+    refuses a selection where two targets meet."""
+    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "_", target.replace("/", "__"))
+    return Path(directory) / (("_" + safe if safe.startswith(".") else safe) + ".yaml")
+
+
+def check_target_files(directory: str | Path, targets: Iterable[str], force: bool) -> None:
+    """Before `import --targets` connects anywhere: every selected target has a file of its own
+    (names compared case-folded, as a checkout on macOS or Windows would see them), and without
+    `--force` none of those files exists yet, as plain `import -o` refuses."""
+    owner: dict[str, str] = {}
+    existing: list[tuple[str, Path]] = []
+    for name in sorted(targets):
+        path = target_file(directory, name)
+        key = path.name.casefold()
+        if key in owner:
+            raise ReconcilerError(
+                f"targets {shown(owner[key])!r} and {shown(name)!r} would both be written to "
+                f"{shown(target_file(directory, owner[key]))}: their names differ only in characters a file name "
+                "cannot keep (or in letter case)", "rename one of them in the targets file, or select one (--target)")
+        owner[key] = name
+        if not force and (os.path.exists(path) or os.path.islink(path)):
+            existing.append((name, path))
+    if existing:
+        name, path = existing[0]
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise ReconcilerError(f"{shown(path)}: already exists (target {shown(name)!r}); not overwritten{more}",
+                              "pass --force to replace the files, or -o another directory")
 
 
 def filter_defs(defs: list[IndexDef], schemas: Iterable[str], tables: Iterable[str]) -> list[IndexDef]:

@@ -45,9 +45,10 @@ def fleet_requested(targets_file, target_globs=(), labels=(), shard=None, fail_f
     return True
 
 
-def run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt: str, job) -> int:
+def run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt: str, job,
+                      prepare=None) -> int:
     """Run `job` on every selected target, print each result as it finishes and the summary;
-    returns the combined exit code."""
+    returns the combined exit code. `prepare(targets)` may refuse the run before any job."""
     from ..app.fleet import FleetOptions, run_fleet
     from ..fleet import combined_exit_code, parse_selection, parse_shard
     from ..render.fleet import (
@@ -65,7 +66,7 @@ def run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_
     def show(r) -> None:
         click.echo(render_target_json(r) if fmt == "json" else render_target_text(r), nl=False)
 
-    results = run_fleet(opts, job, show)
+    results = run_fleet(opts, job, show, prepare=prepare)
     if opts.shard is not None and not results:
         click.echo(f"shard {opts.shard}: no target (the selection has fewer targets than shards)", err=True)
     click.echo(render_summary_json(results) if fmt == "json" else render_summary_text(results), nl=False)

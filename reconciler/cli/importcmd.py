@@ -20,14 +20,22 @@ from .options import EXIT_CODES_HELP, _connection, _db_options, _echo_err, note
 @click.option("--from-sql", type=click.Path(), help="read CREATE INDEX statements from a file instead (no database)")
 @click.option("-o", "--output", type=click.Path(), help="write here instead of stdout (with --targets: a "
                                                           "directory, one TARGET.yaml each)")
-@click.option("--force", is_flag=True, help="with -o: replace the file if it exists")
+@click.option("--force", is_flag=True, help="with -o: replace the file (with --targets: the files) if it exists")
 @click.option("--collapse", "collapse_schemas", is_flag=True,
               help="schemas with the same indexes (tenant schemas) become one entry per index with a schema glob")
 @fleet_options
 def import_(database, schema_sql, schemas, tables, from_sql, output, force, collapse_schemas, targets_file,
             target_globs, labels, parallel, fail_fast, shard):
     """Write the live indexes (or a file of CREATE INDEX statements) as a spec."""
-    from ..app.importer import check_schemas, defs_from_sql, import_outcome, import_spec, live_defs, refuse_overwrite
+    from ..app.importer import (
+        check_schemas,
+        check_target_files,
+        defs_from_sql,
+        import_outcome,
+        import_spec,
+        live_defs,
+        refuse_overwrite,
+    )
     from ..spec.files import write_output
 
     if fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
@@ -40,7 +48,11 @@ def import_(database, schema_sql, schemas, tables, from_sql, output, force, coll
             return import_outcome(registry.connect(target, dsn, **READ_ONLY), target.name, output, schemas, tables,
                                   collapse_schemas)
 
-        sys.exit(run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, "text", job))
+        def prepare(targets):
+            check_target_files(output, [t.name for t in targets], force)
+
+        sys.exit(run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, "text", job,
+                                   prepare=prepare))
     if output:
         refuse_overwrite(output, force)
     managed = None
