@@ -359,6 +359,12 @@ def test_saved_plan_applies_when_world_unchanged_and_is_refused_when_stale(dsn, 
     assert res.returncode == 0, res.stdout + res.stderr
     assert _index_exists(run_sql, dsn, "t_a_idx")
 
+    # the same file once more: said for what it is, an error as Terraform's stale saved plan
+    res = cli("apply", "-f", spec, "--plan", plan_path, "--database", dsn, "--auto-approve")
+    assert res.returncode == 1 and res.stdout == "", res.stdout + res.stderr
+    assert res.stderr.splitlines()[0] == ("error: this plan appears to be applied already: the database now matches "
+                                          "the state it leads to (1 change(s), none left to make); nothing was run")
+
 
 def test_saved_plan_with_edited_sql_is_refused(dsn, run_sql, tmp_path):
     run_sql(dsn, SIMPLE)

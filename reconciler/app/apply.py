@@ -26,7 +26,7 @@ from ..errors import ApplyError, ReconcilerError, StalePlanError
 from ..pg import catalog
 from ..pg.connection import connect, resolve_dsn
 from ..reconcile.naming import is_leftover, leftover_of
-from ..reconcile.planfile import SavedPlan, read_plan_file, stale_reason
+from ..reconcile.planfile import SavedPlan, applied_already, read_plan_file, stale_reason
 from ..reconcile.planner import Timeouts
 from ..render import render_text, summary_line
 from ..run import events as ev
@@ -155,6 +155,12 @@ def _read_saved_plan(plan_path: str) -> SavedPlan:
 def _check_saved(saved: SavedPlan, fresh: Plan, spec, plan_path: str) -> None:
     """The saved plan is only a statement of what was reviewed: the plan that runs is `fresh`
     (computed now from the spec and the live database), and only if it is that one."""
+    done = applied_already(saved, fresh, spec.digest)
+    if done:
+        # Terraform refuses a saved plan once applied ("Saved plan is stale"): an error, nothing run
+        raise StalePlanError(f"{done}; nothing was run",
+                             f"run `reconciler plan --out {plan_path}` again and review it" if fresh.changes else
+                             "nothing is left to do: `reconciler plan` shows no changes")
     why = stale_reason(saved, fresh, spec.digest)
     if why:
         raise StalePlanError(f"the plan is stale: {why}; nothing was run",

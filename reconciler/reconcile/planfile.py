@@ -107,6 +107,30 @@ def read_plan_file(text: str, source: str = "plan file") -> SavedPlan:
     return SavedPlan(fingerprint, digest, tuple(files), tuple(steps), tuple(selection))
 
 
+def applied_already(saved: SavedPlan, fresh: Plan, digest: str) -> str | None:
+    """When the database already holds what `saved` would make: the message saying so (all of
+    it, or part of it), else None. Only for the spec the plan was made from (same digest): then
+    a fresh plan that is empty means the database is the plan's target state, and a fresh plan
+    whose every change is one of the saved plan's means the others were carried out (an earlier
+    apply of this file, interrupted or not)."""
+    if not saved.steps or not saved.spec_digest or saved.spec_digest != digest \
+            or saved.fingerprint == fresh.fingerprint:
+        return None
+    now = plan_steps(fresh)
+    if not now:
+        return (f"this plan appears to be applied already: the database now matches the state it leads to "
+                f"({len(saved.steps)} change(s), none left to make)")
+    remaining = [s for s in saved.steps if s in now]
+    if len(remaining) == len(now) < len(saved.steps):
+        from ..core.display import shown
+
+        done = [f"{s['action']} {shown(s['index'])}" for s in saved.steps if s not in now]
+        listed = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
+        return (f"the plan is stale: {len(done)} of its {len(saved.steps)} change(s) are in the database already "
+                f"({listed}), as if it had been partly applied; {len(now)} remain")
+    return None
+
+
 def stale_reason(saved: SavedPlan, fresh: Plan, digest: str) -> str | None:
     """Why `fresh` (the plan computed now from the spec whose digest is `digest`) is not the
     plan `saved` describes, or None when it is."""
