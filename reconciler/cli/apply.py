@@ -19,6 +19,7 @@ from .options import (
     _select_option,
     _spec_option,
     _timeouts,
+    _write_options,
 )
 
 
@@ -29,19 +30,12 @@ from .options import (
 @click.option("--plan", "plan_file", type=click.Path(),
               help="run only if the plan computed now (from -f and the database) is the one saved by "
                    "`plan --out`; otherwise the plan is stale and nothing runs")
-@click.option("--auto-approve", is_flag=True, help="do not ask for confirmation")
-@click.option("--dry-run", is_flag=True, help="print the statements, run nothing")
-@click.option("--lock-timeout", default="3s", show_default=True, help="lock wait per statement and try")
-@click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
-@click.option("--build-timeout", default="0", show_default=True,
-              help="limit for one concurrent build, including waiting for old transactions (0: none)")
-@click.option("--retries", default=5, show_default=True, help="retries of a statement after a lock timeout")
+@_write_options(dry_run_help="print the statements, run nothing",
+                build_help="limit for one concurrent build, including waiting for old transactions (0: none)",
+                wait_default="2min",
+                wait_help="how long to wait when another apply holds the lock, e.g. the server session of an apply "
+                          "that was killed and still builds (0: exit 1 at once)")
 @click.option("--allow-hazard", "allowed", multiple=True, help="allow a blocking hazard code (repeatable)")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="event log format")
-@click.option("--wait-for-lock", default="2min", show_default=True,
-              help="how long to wait when another apply holds the lock, e.g. the server session of an apply "
-                   "that was killed and still builds (0: exit 1 at once)")
 @_select_option
 @fleet_options
 def apply(planfile, files, database, plan_file, auto_approve, dry_run, lock_timeout, statement_timeout, build_timeout,

@@ -19,6 +19,7 @@ from .options import (
     _echo_err,
     _spec_option,
     _timeouts,
+    _write_options,
 )
 
 HEALTH_EXIT_HELP = """
@@ -87,17 +88,9 @@ def health(files, database, all_tables, replicas, exact, fmt, output, lock_timeo
               help="rebuild this index (NAME or SCHEMA.NAME) whatever its bloat (repeatable)")
 @click.option("--vacuum", is_flag=True, help="VACUUM (ANALYZE) every managed table (the weekly job)")
 @click.option("--exact", is_flag=True, help="confirm bloat with pgstattuple's pgstatindex before rebuilding")
-@click.option("--dry-run", is_flag=True, help="show the plan, run nothing")
-@click.option("--auto-approve", is_flag=True, help="do not ask for confirmation (cron)")
-@click.option("--lock-timeout", default="3s", show_default=True, help="lock wait per statement and try")
-@click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements")
-@click.option("--build-timeout", default="0", show_default=True,
-              help="limit for one REINDEX, VACUUM or ANALYZE, waits included (0: none)")
-@click.option("--retries", default=5, show_default=True, help="retries of a statement after a lock timeout")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="event log format")
-@click.option("--wait-for-lock", default="0", show_default=True,
-              help="how long to wait when an apply or maintain runs (0: exit 1 at once)")
+@_write_options(dry_run_help="show the plan, run nothing",
+                build_help="limit for one REINDEX, VACUUM or ANALYZE, waits included (0: none)",
+                wait_default="0", wait_help="how long to wait when an apply or maintain runs (0: exit 1 at once)")
 def maintain(files, database, indexes, vacuum, exact, dry_run, auto_approve, lock_timeout, statement_timeout,
              build_timeout, retries, fmt, wait_for_lock):
     """Upkeep with apply's safety: REINDEX INDEX CONCURRENTLY of bloated indexes, ANALYZE of stale

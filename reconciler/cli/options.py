@@ -107,6 +107,29 @@ def _db_options(f):
     return f
 
 
+def _write_options(*, dry_run_help: str, build_help: str, wait_default: str, wait_help: str):
+    """The options of the commands that change the database (apply, maintain), in one place:
+    approval, dry run, the timeouts, retries, the event log format and the wait for another
+    run's advisory lock. Each command words what its dry run, builds and wait mean."""
+    stack = [
+        click.option("--auto-approve", is_flag=True, help="do not ask for confirmation"),
+        click.option("--dry-run", is_flag=True, help=dry_run_help),
+        click.option("--lock-timeout", default="3s", show_default=True, help="lock wait per statement and try"),
+        click.option("--statement-timeout", default="60s", show_default=True, help="limit for quick statements"),
+        click.option("--build-timeout", default="0", show_default=True, help=build_help),
+        click.option("--retries", default=5, show_default=True, help="retries of a statement after a lock timeout"),
+        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                     help="event log format"),
+        click.option("--wait-for-lock", default=wait_default, show_default=True, help=wait_help),
+    ]
+
+    def decorate(f):
+        for option in reversed(stack):   # the first in the list is the first in --help
+            f = option(f)
+        return f
+    return decorate
+
+
 def _select_option(f):
     return click.option("--select", "select", multiple=True, metavar="tag=NAME|name=GLOB|table=GLOB",
                         help="only these spec indexes (repeatable, a union), like Terraform's -target; the rest "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Callable
 
 NAME_MAX_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
 
@@ -67,19 +68,35 @@ def quote_ident(name: str) -> str:
     if _PLAIN_IDENT.fullmatch(name) and name.upper() not in _RESERVED:
         return name
     if has_hidden(name):
-        out = []
-        for c in name:
-            if c == "\\":
-                out.append("\\\\")
-            elif c == '"':
-                out.append('""')
-            elif is_hidden(c):
-                cp = ord(c)
-                out.append(f"\\{cp:04x}" if cp <= 0xFFFF else f"\\+{cp:06x}")
-            else:
-                out.append(c)
-        return 'U&"' + "".join(out) + '"'
+        return 'U&"' + _escaped(name, '"', _unicode_escape) + '"'
     return '"' + name.replace('"', '""') + '"'
+
+
+def _escaped(text: str, quote: str, hidden: Callable[[int], str]) -> str:
+    """`text` for the inside of an escaping quoted form (U&"..." or E'...'): the backslash,
+    the escape character of both forms, doubled; the quote doubled; a hidden character
+    written by `hidden(code point)` in the form's own escape syntax."""
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c == quote:
+            out.append(quote * 2)
+        elif is_hidden(c):
+            out.append(hidden(ord(c)))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _unicode_escape(cp: int) -> str:
+    """U&"..." syntax: \\XXXX or \\+XXXXXX."""
+    return f"\\{cp:04x}" if cp <= 0xFFFF else f"\\+{cp:06x}"
+
+
+def _c_escape(cp: int) -> str:
+    """E'...' syntax: \\xHH, \\uXXXX or \\UXXXXXXXX."""
+    return f"\\x{cp:02x}" if cp < 0x80 else f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
 
 
 def qualified(schema: str, name: str) -> str:
@@ -98,18 +115,7 @@ def quote_literal(text: str) -> str:
         raise UnsafeSQLValue("a string containing a NUL byte cannot be written as an SQL literal")
     if "\\" not in text and not has_hidden(text):
         return "'" + text.replace("'", "''") + "'"
-    out = []
-    for c in text:
-        if c == "\\":
-            out.append("\\\\")
-        elif c == "'":
-            out.append("''")
-        elif is_hidden(c):
-            cp = ord(c)
-            out.append(f"\\x{cp:02x}" if cp < 0x80 else f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}")
-        else:
-            out.append(c)
-    return "E'" + "".join(out) + "'"
+    return "E'" + _escaped(text, "'", _c_escape) + "'"
 
 
 def dollar_quote(body: str, tag: str = "rc") -> str:
