@@ -357,3 +357,17 @@ def test_side_effect_risks_keeps_volatile_functions_but_the_reviewed_built_ins()
         'app."Grab"(integer) (VOLATILE, plpgsql, behind operator ==>(integer,integer))'
     # a name with a line break stays on one line
     assert "\n" not in describe_risk(f("public", "a\nb", "v"))
+
+
+def test_one_lookup_for_many_queries_is_split_back_by_the_root_each_function_came_from():
+    from reconciler.queries.calls import PlanCalls, reached_by, union
+
+    a = PlanCalls(frozenset({10}), frozenset({96}), frozenset())
+    b = PlanCalls(frozenset({20}), frozenset(), frozenset(), frozenset({300}))
+    assert union([a, b]) == PlanCalls(frozenset({10, 20}), frozenset({96}), frozenset(), frozenset({300}))
+    rows = [("f", 10, 10, "public", "f10", "", "v", "plpgsql", "called by the plan"),
+            ("o", 96, 10, "public", "f10", "", "v", "plpgsql", "behind operator =(integer,integer)"),
+            ("f", 20, 20, "public", "f20", "", "s", "sql", "called by the plan"),
+            ("w", 300, 30, "public", "trg", "", "v", "plpgsql", "by trigger t on x")]
+    assert [(f.name, f.via) for f in reached_by(rows, a)] == [("f10", "behind operator =(integer,integer)")]
+    assert sorted(f.name for f in reached_by(rows, b)) == ["f20", "trg"]

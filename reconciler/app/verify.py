@@ -19,7 +19,7 @@ from ..core.sqltext import placeholder_count
 from ..errors import ReconcilerError, SpecError
 from ..pg.explain import ExplainSession, QueryRefused, called_functions, index_ancestors
 from ..queries import Verdict, judge, parse_explain
-from ..queries.calls import CalledFunction, describe_risk, plan_calls, side_effect_risks
+from ..queries.calls import describe_risk, plan_calls, reached_by, side_effect_risks, union
 from ..spec import QueryEntry, Selection, Spec, query_reference_problems
 
 
@@ -167,10 +167,13 @@ def refuse_side_effects(conn, readers: list[QueryEntry], writers: list[QueryEntr
                                       "the functions it would call are unknown",
                                       "--allow-volatile runs it without this check")
             seen.append((q, plan_calls(trees)))
+    if not seen:
+        return
     writing = {id(q) for q in writers}
+    everything = union([calls for _, calls in seen])
+    rows = called_functions(conn, everything.functions, everything.operators, everything.types, everything.written)
     for q, calls in seen:
-        rows = called_functions(conn, calls.functions, calls.operators, calls.types, calls.written)
-        risks = side_effect_risks([CalledFunction(*r) for r in rows], writing=id(q) in writing)
+        risks = side_effect_risks(reached_by(rows, calls), writing=id(q) in writing)
         if risks:
             more = f" (and {len(risks) - 1} more)" if len(risks) > 1 else ""
             raise ReconcilerError(

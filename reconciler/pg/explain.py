@@ -109,6 +109,7 @@ class ExplainSession:
         self.close()
 
     def _begin(self) -> None:
+        self._printing_plans = False        # plan_trees' SET LOCALs end with each transaction
         # READ WRITE said out loud: the read-only commands' sessions default to read-only
         self.conn.execute("BEGIN READ WRITE" if self.writable else "BEGIN READ ONLY")
         # SET LOCAL: gone with the rollback, nothing leaks into a pooled session
@@ -210,8 +211,11 @@ class ExplainSession:
             if diag.severity_nonlocalized == "LOG" and (diag.message_primary or "").strip() == "plan:":
                 trees.append(diag.message_detail or "")
 
-        for setting in ("debug_print_plan = on", "debug_pretty_print = off", "client_min_messages = log"):
-            self.conn.execute(f"SET LOCAL {setting}")
+        if not self._printing_plans:   # once per transaction (a refused query restarts it)
+            with self.conn.pipeline():
+                for setting in ("debug_print_plan = on", "debug_pretty_print = off", "client_min_messages = log"):
+                    self.conn.execute(f"SET LOCAL {setting}")
+            self._printing_plans = True
         self.conn.add_notice_handler(grab)
         try:
             self.explain(sql, params)
@@ -298,11 +302,11 @@ class ExplainSession:
 
 def called_functions(conn: psycopg.Connection, functions: Iterable[int], operators: Iterable[int],
                      types: Iterable[int], written: Iterable[int] = ()) -> list[tuple]:
-    """Catalog rows (oid, schema, name, argument types, provolatile, language, via) of every
-    function reached from these OIDs: operators resolve to their function, domains to the
-    functions of their CHECK constraints, written relations to their triggers' functions,
-    SQL-standard bodies and aggregates to what they call.
-    One set query; OIDs are bound, never spliced."""
+    """Catalog rows (root kind, root OID, then oid, schema, name, argument types, provolatile,
+    language, via) of every function reached from these OIDs: operators resolve to their
+    function, domains to the functions of their CHECK constraints, written relations to their
+    triggers' functions, SQL-standard bodies and aggregates to what they call. One set query
+    for any number of queries' plans; OIDs are bound, never spliced."""
     from importlib import resources
 
     text = resources.files("reconciler.pg").joinpath("sql", "called_functions.sql").read_text()

@@ -57,6 +57,18 @@ class PlanCalls:
     types: frozenset[int]
     written: frozenset[int] = frozenset()     # relations the statement writes (their triggers fire)
 
+    @property
+    def roots(self) -> frozenset[tuple[str, int]]:
+        """(kind, OID) as the catalog look-up names the root a function was reached from."""
+        return frozenset([("f", o) for o in self.functions] + [("o", o) for o in self.operators]
+                         + [("t", o) for o in self.types] + [("w", o) for o in self.written])
+
+
+def union(calls: list[PlanCalls]) -> PlanCalls:
+    """Every OID of many queries' plans: one catalog look-up for all of them."""
+    return PlanCalls(frozenset().union(*(c.functions for c in calls)), frozenset().union(*(c.operators for c in calls)),
+                     frozenset().union(*(c.types for c in calls)), frozenset().union(*(c.written for c in calls)))
+
 
 def plan_calls(trees: list[str]) -> PlanCalls:
     """The OIDs named in the node trees of one query (several trees: each one counts).
@@ -102,6 +114,20 @@ class CalledFunction:
         from ..core.ident import qualified
 
         return f"{qualified(self.schema, self.name)}({self.arguments})"
+
+
+def reached_by(rows: list[tuple], calls: PlanCalls) -> list[CalledFunction]:
+    """The functions one query's plan reaches, from the look-up's rows for many queries
+    (kind, key, then the CalledFunction fields)."""
+    roots = calls.roots
+    found: dict[int, CalledFunction] = {}
+    for r in rows:
+        if (r[0], r[1]) in roots:
+            f = CalledFunction(*r[2:])
+            # one entry per function; of its paths the more telling ("behind operator ...")
+            if f.oid not in found or found[f.oid].via == "called by the plan":
+                found[f.oid] = f
+    return list(found.values())
 
 
 def side_effect_risks(functions: list[CalledFunction], *, writing: bool = False) -> list[CalledFunction]:
