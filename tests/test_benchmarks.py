@@ -18,6 +18,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # fresh database of the test server; "admin": the server's admin DSN (the script makes its own
 # databases, named fleet_bench_*, and drops them).
 TINY: dict[str, tuple[list[str], str, list[str]]] = {
+    "analyze_guard.py": (["--tables", "2", "--rows", "200", "--runs", "1", "--analyze-runs", "1"], "db",
+                         ["20 queries, verify --analyze", "checked / unchecked"]),
     "health_scale.py": (["--tables", "3", "--runs", "1"], "db", ["health found", "goal: health <= 1.5x raw"]),
     "plan_scale.py": (["--tables", "3", "--runs", "1", "--no-migra"], "db", ["built 3 tables", "no-op plan says"]),
     "fleet_scale.py": (["--schemas", "2", "--big", "0", "--dbs", "2", "--db-schemas", "2", "--parallel", "2",
