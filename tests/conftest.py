@@ -18,6 +18,12 @@ Environment:
 
 Tests using pg_server or dsn are marked `integration`: `pytest -m "not integration"`
 runs the unit tests alone.
+
+Parallel (pytest-xdist, `-n 2 --dist loadgroup` in pyproject's addopts): every worker is a
+session of its own, so it starts its own servers (PgBouncers, standbys) in private temp dirs on
+sockets of their own. A server test is grouped with the tests of its module on the same server
+(`xdist_group`), so a module's module-scoped fixtures (a scene, a built schema) are set up once.
+`-n 0` (or `-p no:xdist`) runs everything in this process, for a debugger.
 """
 
 from __future__ import annotations
@@ -165,26 +171,56 @@ def _db_name(nodeid: str) -> str:
     return f"t_{readable[:49]}_{digest}"
 
 
-@pytest.hookimpl(tryfirst=True)  # mark before `-m` deselection looks at the marks
+# tryfirst: mark before `-m` deselection and xdist's loadgroup (which reads xdist_group) look
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
         if {"pg_server", "dsn"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+            server = getattr(item, "callspec", None) and item.callspec.params.get("pg_server")
+            if server:
+                # One xdist work unit per (module, server): module-scoped fixtures built on a
+                # server run once, and a worker starts only the servers its units need first.
+                item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}-pg{server}"))
+
+
+def _server_lines(config) -> list[str]:
+    cache = config.stash.get(_SERVERS, None) or {}
+    return [f"{s.name}: PostgreSQL {s.version}, ready in {s.startup_seconds:.1f}s"
+            if isinstance(s, pgserver.Server) else f"UNAVAILABLE: {s}" for s in cache.values()]
+
+
+_WORKER_LINES = pytest.StashKey[list]()
+
+
+def pytest_sessionfinish(session):
+    """In an xdist worker: hand the servers it used to the controller (see pytest_testnodedown)."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["reconciler_servers"] = _server_lines(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent with -p no:xdist
+def pytest_testnodedown(node, error):
+    lines = getattr(node, "workeroutput", {}).get("reconciler_servers", [])
+    node.config.stash.setdefault(_WORKER_LINES, []).extend(f"[{node.gateway.id}] {x}" for x in lines)
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Say which servers this run really used (or could not start)."""
-    cache = terminalreporter.config.stash.get(_SERVERS, None)
-    if cache:
+    """Say which servers this run really used (or could not start), in every xdist worker."""
+    config = terminalreporter.config
+    lines = _server_lines(config) + sorted(config.stash.get(_WORKER_LINES, []))
+    if lines:
         terminalreporter.section("PostgreSQL servers")
-        for version, server in cache.items():
-            if isinstance(server, pgserver.Server):
-                terminalreporter.line(f"{server.name}: PostgreSQL {server.version}, "
-                                      f"ready in {server.startup_seconds:.1f}s")
-            else:
-                terminalreporter.line(f"UNAVAILABLE: {server}")
+        for line in lines:
+            terminalreporter.line(line)
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser, pluginmanager):
     parser.addoption("--update-goldens", action="store_true", default=False,
                      help="rewrite tests/goldens/* from the current output instead of comparing")
+    if not pluginmanager.has_plugin("xdist"):
+        # pyproject's addopts asks for `--numprocesses=2 --dist=loadgroup`; with xdist switched
+        # off (`-p no:xdist`, e.g. for a debugger) those are accepted and mean one process.
+        group = parser.getgroup("xdist (not loaded: everything runs in this process)")
+        group.addoption("--numprocesses", default=None, help="ignored without pytest-xdist")
+        group.addoption("--dist", default="no", help="ignored without pytest-xdist")
