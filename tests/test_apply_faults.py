@@ -658,8 +658,10 @@ def test_apply_waits_for_a_build_another_session_is_running(dsn, run_sql, tmp_pa
 SLOW_DDL = """
 CREATE TABLE slow_t (id int);
 INSERT INTO slow_t SELECT g FROM generate_series(1, 4000) g;
--- IMMUTABLE by declaration only, so that a build takes seconds: the index has something to interrupt
-CREATE FUNCTION slow_key(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0 FROM pg_sleep(0.002)';
+-- IMMUTABLE by declaration only: the build waits for the test's advisory lock 4343, so it is
+-- still running whenever Ctrl-C comes (no race with a build that takes "long enough")
+CREATE FUNCTION slow_key(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE
+AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4343); RETURN i; END $$;
 """
 
 
@@ -668,19 +670,24 @@ def test_ctrl_c_cancels_the_build_removes_the_leftover_and_exits_1(dsn, run_sql,
     spec = tmp_path / "indexes.yaml"
     spec.write_text("version: 1\nindexes:\n"
                     "  - {name: slow_t_key_idx, table: slow_t, columns: [{expression: slow_key(id)}]}\n")
-    p = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE)
-    # wait until the build is really running on the server, then press Ctrl-C
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if run_sql(dsn, "SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'slow_t'::regclass"):
-            break
-        time.sleep(0.05)
-    else:
-        p.kill()
-        pytest.fail("the build never started")
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    gate = psycopg.connect(dsn, autocommit=True)
+    gate.execute("SELECT pg_advisory_lock(4343)")
+    try:
+        p = popen_cli("apply", "-f", spec, "--database", dsn, "--auto-approve", stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE)
+        # wait until the build is really running on the server, then press Ctrl-C
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if run_sql(dsn, "SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'slow_t'::regclass"):
+                break
+            time.sleep(0.05)
+        else:
+            p.kill()
+            pytest.fail("the build never started")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        gate.close()   # the next build below runs at full speed
     assert p.returncode == 1, (out, err)
     assert "Interrupted" in out and "0 of 1 change(s) done" in out, out
     assert "Traceback" not in out + err

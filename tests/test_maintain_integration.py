@@ -188,14 +188,18 @@ def test_a_failed_reindex_removes_its_own_copy_and_nothing_else(dsn, run_sql):
 SLOW = """
 CREATE TABLE slow (id int, v int);
 INSERT INTO slow SELECT g, g FROM generate_series(1, 3000) g;
+-- IMMUTABLE by declaration only: a build waits while the test holds advisory lock 4545, so the
+-- rebuild is still running whenever Ctrl-C comes
 CREATE FUNCTION crawl(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN PERFORM pg_sleep(0.005); RETURN x; END $$;
+BEGIN PERFORM pg_advisory_xact_lock_shared(4545); RETURN x; END $$;
 CREATE INDEX slow_crawl ON slow (crawl(v));
 """
 
 
 def test_ctrl_c_during_a_reindex_removes_the_copy(dsn, run_sql):
     run_sql(dsn, SLOW)
+    gate = psycopg.connect(dsn, autocommit=True)
+    gate.execute("SELECT pg_advisory_lock(4545)")
     p = subprocess.Popen([*RECONCILER, "maintain", "-d", dsn, "--index", "slow_crawl", "--auto-approve"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=NO_SPEC_DIR)
     try:
@@ -206,6 +210,7 @@ def test_ctrl_c_during_a_reindex_removes_the_copy(dsn, run_sql):
     finally:
         if p.poll() is None:
             p.kill()
+        gate.close()
     assert p.returncode == 1, out
     assert "Interrupted. Summary: 0 of 1 step(s) done." in out
     assert invalid(run_sql, dsn) == []
