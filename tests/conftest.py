@@ -19,10 +19,10 @@ Environment:
 Tests using pg_server or dsn are marked `integration`: `pytest -m "not integration"`
 runs the unit tests alone.
 
-Parallel (pytest-xdist, `-n 2 --dist loadgroup` in pyproject's addopts): every worker is a
-session of its own, so it starts its own servers (PgBouncers, standbys) in private temp dirs on
-sockets of their own. A server test is grouped with the tests of its module on the same server
-(`xdist_group`), so a module's module-scoped fixtures (a scene, a built schema) are set up once.
+Parallel (pytest-xdist, `--numprocesses=2 --dist=loadscope` in pyproject's addopts): every
+worker is a session of its own, so it starts its own servers (PgBouncers, standbys) in private
+temp dirs on sockets of their own. A work unit is a module's tests on one server (`work_unit`),
+so a module's module-scoped fixtures (a scene, a built schema) are set up once.
 `-n 0` (or `-p no:xdist`) runs everything in this process, for a debugger.
 """
 
@@ -171,17 +171,39 @@ def _db_name(nodeid: str) -> str:
     return f"t_{readable[:49]}_{digest}"
 
 
-# tryfirst: mark before `-m` deselection and xdist's loadgroup (which reads xdist_group) look
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # mark before `-m` deselection looks at the marks
 def pytest_collection_modifyitems(items):
     for item in items:
         if {"pg_server", "dsn"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
-            server = getattr(item, "callspec", None) and item.callspec.params.get("pg_server")
-            if server:
-                # One xdist work unit per (module, server): module-scoped fixtures built on a
-                # server run once, and a worker starts only the servers its units need first.
-                item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}-pg{server}"))
+
+
+# pg_server's id ("pg18", "external") in a test's parameter id, e.g. test_x[pg18-commands.md]
+_SERVER_ID = re.compile(r"[\[-](pg\d+|external)(?=[-\]])")
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its module, and the server it runs on, if any. A module's
+    module-scoped fixtures built on a server (health's scene) are then set up once, on one worker,
+    and the two servers' halves of a slow module can run at the same time."""
+    module = nodeid.split("::", 1)[0]
+    server = _SERVER_ID.search(nodeid[len(module):])
+    return f"{module}[{server.group(1)}]" if server else module
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent with -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    """--dist=loadscope, with `work_unit` as the scope. (Not xdist_group marks and loadgroup:
+    xdist 3.8 renames node ids for those in a way pytest 9.2 no longer sees.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModuleAndServer(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByModuleAndServer(config, log)
 
 
 def _server_lines(config) -> list[str]:
@@ -219,7 +241,7 @@ def pytest_addoption(parser, pluginmanager):
     parser.addoption("--update-goldens", action="store_true", default=False,
                      help="rewrite tests/goldens/* from the current output instead of comparing")
     if not pluginmanager.has_plugin("xdist"):
-        # pyproject's addopts asks for `--numprocesses=2 --dist=loadgroup`; with xdist switched
+        # pyproject's addopts asks for `--numprocesses=2 --dist=loadscope`; with xdist switched
         # off (`-p no:xdist`, e.g. for a debugger) those are accepted and mean one process.
         group = parser.getgroup("xdist (not loaded: everything runs in this process)")
         group.addoption("--numprocesses", default=None, help="ignored without pytest-xdist")
