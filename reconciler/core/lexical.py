@@ -54,16 +54,26 @@ class Token(NamedTuple):
     closed: bool = True
 
 
-_NON_ASCII = "\u0080-\U0010ffff"
-_WORD = re.compile(f"[A-Za-z_{_NON_ASCII}][A-Za-z0-9_${_NON_ASCII}]*")
-_DOLLAR_DELIM = re.compile(f"\\$(?:[A-Za-z_{_NON_ASCII}][A-Za-z0-9_{_NON_ASCII}]*)?\\$")
+def _other_ascii(members: str) -> str:
+    """The ASCII characters outside the class `[members]`, escaped for use inside a class.
+
+    A class of `members` and every non-ASCII character is written `[^{_other_ascii(members)}]`,
+    not with the range \\u0080-\\U0010ffff: sre's compiler walks such a range (10-25 ms per
+    class), and these patterns are compiled at every start of the command."""
+    inside = re.compile(f"[{members}]")
+    return "".join(re.escape(chr(c)) for c in range(128) if not inside.match(chr(c)))
+
+
+_WORD_START = f"[^{_other_ascii('A-Za-z_')}]"         # a letter, '_' or any non-ASCII character
+_WORD = re.compile(f"{_WORD_START}[^{_other_ascii('A-Za-z0-9_$')}]*")
+_DOLLAR_DELIM = re.compile(f"\\$(?:{_WORD_START}[^{_other_ascii('A-Za-z0-9_')}]*)?\\$")
 _PARAM = re.compile(r"\$[0-9]+")
 # scan.l's decinteger/hexinteger/octinteger/bininteger/numeric/real (underscores: PostgreSQL 16)
 _DEC = r"[0-9](?:_?[0-9])*"
 _NUMBER = re.compile(f"0[xX](?:_?[0-9A-Fa-f])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+"
                      f"|(?:{_DEC}(?:\\.(?:{_DEC})?)?|\\.{_DEC})(?:[Ee][-+]?{_DEC})?")
 # characters that never start a token of their own (-, /, ., $ are looked at one by one)
-_PLAIN = re.compile(f"[^-/.$'\"0-9A-Za-z_{_NON_ASCII}]+")
+_PLAIN = re.compile("[" + _other_ascii("-/.$'\"0-9A-Za-z_") + "]+")
 _NEWLINE = re.compile(r"[\n\r]")
 _STRING_PREFIXES = frozenset("EeBbXxNn")
 
