@@ -5,6 +5,15 @@ from __future__ import annotations
 
 from .explained import Access, Explained, parse_explain
 from .verdict import Verdict, judge, median
-from .whatif import QueryState, effects_of
+
+
+def __getattr__(name: str):
+    # whatif (and core.plan under it) loads only for plan's what-if: `verify` never needs it
+    if name in ("QueryState", "effects_of"):
+        from . import whatif
+
+        return getattr(whatif, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Access", "Explained", "QueryState", "Verdict", "effects_of", "judge", "median", "parse_explain"]
