@@ -160,7 +160,7 @@ def test_schema_prints_json_schema():
     assert "indexes" in doc["properties"] and "IndexSpec" in doc["$defs"]
 
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = sorted(cli.all_commands())
 
 
 def _readme_commands() -> dict[str, set[str]]:
@@ -185,7 +185,7 @@ def test_the_command_list_is_what_we_document():
     rows = _readme_commands()
     assert set(rows) == set(COMMANDS), (sorted(set(COMMANDS) - set(rows)), sorted(set(rows) - set(COMMANDS)))
     for name, options in rows.items():
-        takes = {o for p in cli.commands[name].params for o in getattr(p, "opts", ()) if o.startswith("--")}
+        takes = {o for p in cli.all_commands()[name].params for o in getattr(p, "opts", ()) if o.startswith("--")}
         assert options <= takes, (name, sorted(options - takes))
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.cli import cli
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = sorted(cli.all_commands())
 
 
 def reconciler(*args, cwd=None, env_extra=None, **kw) -> subprocess.CompletedProcess:

@@ -217,7 +217,7 @@ def test_default_timeouts():
     (op,) = plan_change(create(A)).operations
     assert (op.lock_timeout_ms, op.statement_timeout_ms) == (3000, 0)   # a build: only the lock wait is bounded
     for command in ("plan", "apply"):
-        defaults = {p.name: p.default for p in cli.commands[command].params}
+        defaults = {p.name: p.default for p in cli.all_commands()[command].params}
         assert _timeouts(defaults["lock_timeout"], defaults["statement_timeout"], defaults["build_timeout"]) \
             == Timeouts(), command
 

@@ -10,7 +10,6 @@ import time
 import click
 
 from ..errors import ReconcilerError
-from . import apply, completion, fmt, health, importcmd, init, plan, schema, show, validate, verify  # noqa: F401 - each registers its command
 from .group import cli
 from .options import EXIT_ERROR, EXIT_OK, OUTPUT, _echo_err, detail
 
