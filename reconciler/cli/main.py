@@ -2,6 +2,7 @@
 become exit codes and one-line messages."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -24,6 +25,12 @@ def main(argv=None) -> None:
         from .argv import scrub_argv
 
         scrub_argv()   # a password in -d: out of `ps` as early as we can
+        # Startup builds tens of thousands of long-lived objects (modules, classes, the spec) and
+        # hardly any cyclic garbage, yet at the default threshold (700) the collector walked
+        # them ~120 times during `verify` (113 young, 10 middle, 1 full pass: 30-45 ms of CPU,
+        # measured). Collect young objects every 100,000 allocations: the same garbage found,
+        # in far fewer passes; at most that many objects wait for it.
+        gc.set_threshold(100_000, 20, 10)
     # psycopg logs what it ignores while cleaning up after an error (a pipeline it aborts):
     # the error itself is what we print, once
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)
