@@ -21,6 +21,7 @@ from reconciler.fleet import (
     select_targets,
 )
 from reconciler.fleet.targets import Target, TargetError, TargetsError
+from reconciler.fleet.workers import fork_available
 
 GOOD = """\
 version: 1
@@ -289,3 +290,81 @@ def test_target_files_of_discovered_names_are_checked_the_same_way(tmp_path):
     with pytest.raises(ReconcilerError, match="eu__2.yaml: already exists .target 'eu/2'.; not overwritten"):
         check_target_files(tmp_path, ["eu/1", "eu/2"], force=False)
     check_target_files(tmp_path, ["eu/1", "eu/2"], force=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# worker processes (Linux): the same contract as the thread pool, each job in its own process
+
+needs_fork = pytest.mark.skipif(not fork_available(), reason="worker processes need fork (Linux)")
+
+
+def _forked(items, job, **kw):
+    import json
+
+    from reconciler.fleet.workers import run_forked
+
+    return run_forked(items, job, failed=lambda r: r[1] == "failed", skipped=lambda i, why: (i, "skipped", why),
+                      crashed=lambda i, e: (i, "failed", f"{type(e).__name__}: {e}"),
+                      encode=json.dumps, decode=lambda t: tuple(json.loads(t)), **kw)
+
+
+@needs_fork
+def test_worker_processes_run_every_item_in_other_processes_and_the_parent_prints_what_they_say():
+    import os
+
+    from reconciler.fleet.workers import post
+
+    parent = os.getpid()
+
+    def job(i):
+        post(f"item {i} says hello")
+        time.sleep(0.05)
+        return (i, "ok", os.getpid())
+
+    said, seen = [], []
+    out = _forked(list(range(6)), job, parallel=3, on_result=seen.append, on_message=said.append)
+    assert sorted(r[0] for r in out) == list(range(6)) and seen == out
+    pids = {r[2] for r in out}
+    assert parent not in pids and 1 <= len(pids) <= 3
+    assert sorted(said) == [f"item {i} says hello" for i in range(6)]
+    assert post("outside a worker") is False
+
+
+@needs_fork
+def test_a_worker_that_dies_fails_its_item_only_and_a_job_error_is_its_items_result():
+    import os
+
+    def job(i):
+        if i == 1:
+            os._exit(7)          # as if the OOM killer took it
+        if i == 2:
+            raise RuntimeError("boom")
+        return (i, "ok")
+
+    out = _forked(list(range(5)), job, parallel=2)
+    by = {r[0]: r for r in out}
+    assert sorted(by) == list(range(5))
+    assert by[1][1] == "failed" and "exit status 7" in by[1][2]
+    assert by[2] == (2, "failed", "RuntimeError: boom")
+    assert all(by[i][1] == "ok" for i in (0, 3, 4))
+
+
+@needs_fork
+def test_worker_processes_fail_fast_start_nothing_after_a_failure():
+    def job(i):
+        return (i, "failed" if i == 0 else "ok")
+
+    out = _forked(list(range(6)), job, parallel=2, fail_fast=True)
+    by = {r[0]: r[1] for r in out}
+    assert by[0] == "failed" and sorted(by) == list(range(6))
+    assert list(by.values()).count("skipped") >= 3   # at most one other item was already running
+    assert all("--fail-fast" in r[2] for r in out if r[1] == "skipped")
+
+
+@needs_fork
+def test_a_fleet_result_crosses_the_pipe_as_json_unchanged():
+    from reconciler.app.fleet import decode_result, encode_result
+
+    r = TargetResult("eu-1", Status.CHANGES, 2, "Plan: 1 to create.", 1.5, "text\n", {"changes": [{"a": 1}]},
+                     "a hint", (("region", "eu"),))
+    assert decode_result(encode_result(r)) == r

@@ -323,3 +323,76 @@ def test_verify_and_health_on_a_fleet(fleet, run_sql, tmp_path):
     assert (tmp_path / "imported" / "b.yaml").read_text() == "mine\n"
     res = reconciler("import", "--targets", str(targets), "-o", str(tmp_path / "imported"), "--force", env=env)
     assert res.returncode == 0 and (tmp_path / "imported" / "b.yaml").read_text().startswith("version: 1"), res.stderr
+
+
+
+
+SLOW_DDL = """
+CREATE TABLE slow_t (id int);
+INSERT INTO slow_t SELECT g FROM generate_series(1, 4000) g;
+-- IMMUTABLE by declaration only, so that a build takes seconds: the index has something to interrupt
+CREATE FUNCTION slow_key(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0 FROM pg_sleep(0.002)';
+"""
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux")
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_parallel_apply_stops_every_worker_and_leaves_nothing_behind(fleet, run_sql, tmp_path, how):
+    """--parallel runs targets in worker processes. Ctrl-C at a terminal reaches the whole process
+    group; a cancelled CI job sends SIGTERM to the parent only. Either way every running build is
+    cancelled and its INVALID leftover removed (as in a one-database apply), each target says
+    so, and no worker process outlives the run."""
+    import signal
+    import time
+
+    a, b = fleet[:2]
+    for x in (a, b):
+        run_sql(x, SLOW_DDL)
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\nindexes:\n"
+                    "  - {name: slow_t_key_idx, table: slow_t, columns: [{expression: slow_key(id)}]}\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("version: 1\ntargets:\n  - {name: alpha, dsn_env: FLEET_A}\n"
+                       "  - {name: bravo, dsn_env: FLEET_B}\n")
+    p = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "apply", "-f", str(spec), "--targets", str(targets),
+                          "--auto-approve", "--parallel", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, stdin=subprocess.DEVNULL, start_new_session=True,
+                         env={**os.environ, "FLEET_A": a, "FLEET_B": b})
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(run_sql(x, "SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'slow_t'::regclass")
+                      for x in (a, b)):
+            workers |= _children(p.pid)
+            assert time.monotonic() < deadline and p.poll() is None, "the builds never both started"
+            time.sleep(0.05)
+        workers |= _children(p.pid)
+        if how == "ctrl-c":
+            os.killpg(p.pid, signal.SIGINT)    # the terminal signals the whole foreground group
+        else:
+            p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert len(workers) == 2, workers              # two worker processes, not threads
+    assert p.returncode == 1, (out, err)
+    assert "Traceback" not in out + err
+    for name in ("alpha", "bravo"):
+        assert f"[{name}] Interrupted. Summary: 0 of 1 change(s) done." in out, out
+    for x in (a, b):
+        assert not run_sql(x, "SELECT 1 FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%' "
+                              "AND pid <> pg_backend_pid()")
+        assert not run_sql(x, "SELECT 1 FROM pg_index WHERE NOT indisvalid")
+        assert not run_sql(x, "SELECT 1 FROM pg_indexes WHERE tablename = 'slow_t'")
+    time.sleep(0.2)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()
+                and Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"], "a worker outlived the run"

@@ -7,14 +7,22 @@ job runs on each target in a bounded pool, each with its own connection. Results
 back as each target finishes; a failure stops nothing unless `fail_fast`. Nothing
 process-wide changes: no environment variable is set, no state is shared between targets
 but the read-only spec.
+
+With `--parallel` above 1 on Linux the targets run in forked worker processes
+(fleet/workers.py): a target's plan is Python work between catalog reads, and threads of one
+interpreter run that work one at a time. The parent opens no connection before the fork
+(discovery's are closed by then) and prints every result. Elsewhere, a pool of threads.
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import psycopg
 
@@ -33,6 +41,7 @@ from ..fleet import (
     run_pool,
     select_targets,
 )
+from ..fleet.workers import fork_available, post, run_forked
 from ..pg.connection import connect, target_dsn
 
 Job = Callable[[Target, str, "Registry"], Outcome]
@@ -48,11 +57,19 @@ class FleetOptions:
 
 
 class Registry:
-    """The connections open right now, by target: Ctrl-C cancels their statements."""
+    """The connections open right now, by target: Ctrl-C cancels their statements. And `say`:
+    what a job prints while it runs (apply's event log) reaches the caller's `on_message` as
+    whole lines, from a worker process through the parent."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_message: Callable[[str], None] = lambda text: None) -> None:
         self._lock = threading.Lock()
         self._conns: dict[str, list[psycopg.Connection]] = {}
+        self._on_message = on_message
+
+    def say(self, text: str) -> None:
+        if not post(text):
+            with self._lock:   # whole lines: targets run in parallel
+                self._on_message(text)
 
     def connect(self, target: Target, dsn: str, **kw) -> psycopg.Connection:
         try:
@@ -134,11 +151,49 @@ def resolve(opts: FleetOptions, environ: Mapping[str, str] | None = None,
     return apply_shard(chosen, opts.shard), failures
 
 
+def encode_result(r: TargetResult) -> str:
+    """A worker's answer as JSON (no pickle crosses the pipe)."""
+    return json.dumps({"target": r.target, "status": r.status.value, "exit_code": r.exit_code, "summary": r.summary,
+                       "seconds": r.seconds, "output": r.output, "document": r.document, "hint": r.hint,
+                       "labels": [list(kv) for kv in r.labels]}, default=str)
+
+
+def decode_result(text: str) -> TargetResult:
+    d = json.loads(text)
+    return TargetResult(d["target"], Status(d["status"]), d["exit_code"], d["summary"], d["seconds"], d["output"],
+                        d["document"], d["hint"], tuple((k, v) for k, v in d["labels"]))
+
+
+def use_processes(parallel: int, n_targets: int) -> bool:
+    """Worker processes when more than one target runs at a time and fork is available."""
+    return parallel > 1 and n_targets > 1 and fork_available()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) stops a fleet run as Ctrl-C does: running targets are
+    interrupted and clean up, the rest are not started."""
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:   # not the main thread: the caller handles its own signals
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_fleet(opts: FleetOptions, job: Job, on_result: Callable[[TargetResult], None],
               environ: Mapping[str, str] | None = None,
-              prepare: Callable[[list[Target]], None] | None = None) -> list[TargetResult]:
+              prepare: Callable[[list[Target]], None] | None = None,
+              on_message: Callable[[str], None] = lambda text: None) -> list[TargetResult]:
     """Run `job(target, dsn, registry)` on every target; `on_result` sees each result as it
-    finishes (in this thread). Returns every result, discovery failures included. `prepare`
+    finishes and `on_message` what a job says while it runs (`registry.say`), both in this
+    thread of this process. Returns every result, discovery failures included. `prepare`
     sees the whole selection before any job starts and may refuse the run (ReconcilerError):
     what one target's job cannot know, such as two targets writing one file."""
     environ = os.environ if environ is None else environ
@@ -147,7 +202,7 @@ def run_fleet(opts: FleetOptions, job: Job, on_result: Callable[[TargetResult], 
         prepare(targets)
     for f in failures:
         on_result(f)
-    registry = Registry()
+    registry = Registry(on_message)
 
     def one(target: Target) -> TargetResult:
         t0 = time.monotonic()
@@ -163,9 +218,19 @@ def run_fleet(opts: FleetOptions, job: Job, on_result: Callable[[TargetResult], 
         finally:
             registry.release(target)
 
-    results = run_pool(targets, one, parallel=opts.parallel, fail_fast=opts.fail_fast,
-                       failed=lambda r: r.status == Status.FAILED,
-                       skipped=lambda t, why: TargetResult(t.name, Status.SKIPPED, 1, why, labels=t.labels),
-                       crashed=lambda t, e: _failure(t.name, e, t.labels), on_result=on_result,
-                       interrupt=registry.cancel)
+    common = dict(parallel=opts.parallel, fail_fast=opts.fail_fast, failed=lambda r: r.status == Status.FAILED,
+                  skipped=lambda t, why: TargetResult(t.name, Status.SKIPPED, 1, why, labels=t.labels),
+                  crashed=_crashed, on_result=on_result)
+    with _terminate_as_interrupt():
+        if use_processes(opts.parallel, len(targets)):
+            results = run_forked(targets, one, encode=encode_result, decode=decode_result, on_message=on_message,
+                                 **common)
+        else:
+            results = run_pool(targets, one, interrupt=registry.cancel, **common)
     return failures + results
+
+
+def _crashed(target: Target, e: BaseException) -> TargetResult:
+    if isinstance(e, KeyboardInterrupt):
+        return TargetResult(target.name, Status.FAILED, 1, "interrupted", labels=target.labels)
+    return _failure(target.name, e, target.labels)

@@ -74,7 +74,6 @@ def _apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, 
     """apply on every target: no prompt (--auto-approve or --dry-run), each target's events
     printed as they happen with its name (text: `[name] ...`; json: a "target" key)."""
     import json
-    import threading
 
     from ..app.apply import apply_outcome
     from ..app.engine import check_spec
@@ -89,7 +88,6 @@ def _apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, 
     desired = check_spec(spec)   # a bad spec is reported before any connection
     check_queries(spec)
     parse_selection(select, {t for e in spec.entries for t in e.tags})
-    lock = threading.Lock()
     options = dict(auto_approve=True, dry_run=dry_run, timeouts=_timeouts(lock_timeout, statement_timeout,
                                                                           build_timeout),
                    retries=retries, allowed=set(allowed), wait_for_lock=_duration_ms(wait_for_lock, "--wait-for-lock"),
@@ -107,8 +105,7 @@ def _apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, 
                     out.append(json.dumps({"target": target.name, **doc}, default=str, ensure_ascii=False))
                 else:
                     out.append(f"[{target.name}] {line}")
-            with lock:   # whole lines: targets run in parallel
-                click.echo("\n".join(out))
+            registry.say("\n".join(out))   # whole lines, printed by the fleet's parent
 
         return apply_outcome(target.name, dsn, spec=spec, desired=desired, fmt=fmt, echo=echo,
                              connector=lambda d, **kw: registry.connect(target, d, **kw), **options)

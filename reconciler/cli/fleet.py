@@ -19,7 +19,8 @@ def fleet_options(f):
                                                     "(dealt by name; N CI jobs cover every target once)")(f)
     f = click.option("--fail-fast", is_flag=True, help="with --targets: start no other target once one fails")(f)
     f = click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True,
-                     help="with --targets: how many targets at a time")(f)
+                     help="with --targets: how many targets at a time (worker processes on Linux, else "
+                          "threads)")(f)
     f = click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
                      help="with --targets: only targets with this label (repeatable: all must hold; KEY!=VALUE "
                           "excludes; the value may be a glob)")(f)
@@ -66,7 +67,7 @@ def run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_
     def show(r) -> None:
         click.echo(render_target_json(r) if fmt == "json" else render_target_text(r), nl=False)
 
-    results = run_fleet(opts, job, show, prepare=prepare)
+    results = run_fleet(opts, job, show, prepare=prepare, on_message=click.echo)
     if opts.shard is not None and not results:
         click.echo(f"shard {opts.shard}: no target (the selection has fewer targets than shards)", err=True)
     click.echo(render_summary_json(results) if fmt == "json" else render_summary_text(results), nl=False)

@@ -5,8 +5,8 @@ or libpq service, never a password, labels, SQL that lists more targets), which 
 selects (`--target GLOB`, `--label k=v`, `--shard K/N`), a bounded pool that runs one job per
 target and hands each result back as it finishes, and the combined result (summary, exit code).
 
-Pure apart from the pool's threads: this room never connects (the job it is handed does), and
-keeps nothing process-wide: every target's state lives in its own job.
+Pure apart from the pool's threads and worker processes: this room never connects (the job it
+is handed does), and keeps nothing process-wide: every target's state lives in its own job.
 """
 from __future__ import annotations
 

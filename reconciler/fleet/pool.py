@@ -1,9 +1,10 @@
 """A bounded pool: one job per item, at most `parallel` at a time, each result handed back (in
 the calling thread) as soon as it finishes.
 
-Threads, not processes: a target's time is mostly spent waiting on its database (catalog reads,
-builds), which releases the GIL, and a thread shares the parsed spec instead of re-reading it.
-Every job owns its connection and state; nothing here is shared between jobs but the pool.
+Threads: the pool of a fleet run where worker processes are not available (no fork: not
+Linux; `workers.run_forked` is the same contract with processes) or not worth starting
+(--parallel 1, one target), and of discovery, whose jobs only wait on their clusters. Every
+job owns its connection and state; nothing here is shared between jobs but the pool.
 
 A failing job never stops the others unless `fail_fast`: then no new job starts (the running
 ones finish: an index build is not abandoned half-way) and the rest are reported as skipped.
