@@ -111,6 +111,12 @@ def volatile_functions(text: str, what: str = "expression") -> list[str]:
     >>> volatile_functions("createdAt >= CURRENT_DATE - INTERVAL '1 month'")
     ['CURRENT_DATE']
     """
+    return list(_volatile_functions(text, what))
+
+
+@lru_cache(maxsize=16384)
+def _volatile_functions(text: str, what: str) -> tuple[str, ...]:
+    # one walk per distinct text: a tenant spec repeats its expressions on every table
     found: list[str] = []
     for node in parse_fragment(text, what).walk():
         label = _VOLATILE_NODES.get(type(node))
@@ -122,7 +128,7 @@ def volatile_functions(text: str, what: str = "expression") -> list[str]:
             label = node.name.upper()
         if label and label not in found:
             found.append(label)
-    return found
+    return tuple(found)
 
 
 def column_references(text: str, what: str = "expression") -> list[tuple[str, bool]]:

@@ -534,7 +534,9 @@ def bare_column(text: str) -> str | None:
     >>> bare_column("(email)"), bare_column('"Email"'), bare_column("lower(email)")
     ('email', 'Email', None)
     """
-    tree = strip_parens(parse_fragment(text).copy())
+    tree = parse_fragment(text)
+    while isinstance(tree, exp.Paren):   # read, never changed: no copy of the cached tree
+        tree = tree.this
     if isinstance(tree, exp.Column) and not tree.table and isinstance(tree.this, exp.Identifier):
         ident = tree.this
         return ident.this if ident.quoted else ident.this.lower()

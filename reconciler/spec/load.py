@@ -114,11 +114,21 @@ class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     string, exactly as the full Resolver decides."""
 
     _STARTERS = frozenset(k for k in yaml.SafeLoader.yaml_implicit_resolvers if k)
+    _PLAIN_MEMO = 4096   # plain scalars that start like a bool or number: keys such as `name`
 
     def resolve(self, kind, value, implicit):
-        if kind is yaml.ScalarNode and (not implicit[0] or (value and value[0] not in self._STARTERS)) \
-                and not self.yaml_path_resolvers and None not in self.yaml_implicit_resolvers:
-            return self.DEFAULT_SCALAR_TAG
+        if kind is yaml.ScalarNode and not self.yaml_path_resolvers and None not in self.yaml_implicit_resolvers:
+            if not implicit[0] or (value and value[0] not in self._STARTERS):
+                return self.DEFAULT_SCALAR_TAG
+            # A plain scalar's tag depends on its text alone; a spec repeats `name:`, `table:`
+            # on every entry, and the full Resolver tries a list of patterns for each.
+            memo = self.__dict__.setdefault("_plain", {})
+            tag = memo.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(memo) < self._PLAIN_MEMO:
+                    memo[value] = tag
+            return tag
         return super().resolve(kind, value, implicit)
 
 MAX_DEPTH = 32   # a spec nests five levels; deeper is not a spec (and would exhaust recursion)
