@@ -396,3 +396,36 @@ def test_an_interrupted_parallel_apply_stops_every_worker_and_leaves_nothing_beh
     time.sleep(0.2)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()
                 and Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"], "a worker outlived the run"
+
+
+def test_maintain_on_a_fleet_keeps_what_a_glob_entry_lists_and_drops_abandoned_leftovers(fleet, run_sql, tmp_path):
+    """maintain takes --targets like every command, and a schema-glob entry stands for its
+    index in every matching schema: its INVALID copy is apply's to rebuild, not maintain's."""
+    a, b = fleet[:2]
+    for x in (a, b):
+        run_sql(x, "".join(f"CREATE SCHEMA {s}; CREATE TABLE {s}.orders (id int PRIMARY KEY, k int); "
+                           f"INSERT INTO {s}.orders SELECT g, g % 10 FROM generate_series(1, 200) g; ANALYZE {s}.orders;"
+                           for s in ("tenant_a", "tenant_b")))
+        for name in ("orders_k_uq", "orders_junk_uq"):   # UNIQUE builds that failed: INVALID leftovers
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                run_sql(x, f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON tenant_a.orders (k)")
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\ndefaults: {schema: \"tenant_*\"}\nhealth: {max_stale_ratio: 100}\n"
+                    "indexes:\n  - {name: orders_k_uq, table: orders, columns: [k], unique: true}\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("version: 1\ntargets:\n  - {name: alpha, dsn_env: FLEET_A}\n"
+                       "  - {name: bravo, dsn_env: FLEET_B}\n")
+    env = {"FLEET_A": a, "FLEET_B": b}
+    res = reconciler("maintain", "-f", str(spec), "--targets", str(targets), env=env)
+    assert res.returncode == 1 and "does not prompt" in res.stderr, res.stdout + res.stderr
+    res = reconciler("maintain", "-f", str(spec), "--targets", str(targets), "--auto-approve", "--parallel", "2",
+                     env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ("alpha", "bravo"):
+        assert f"[{name}]   drop     tenant_a.orders_junk_uq on orders: abandoned INVALID" in res.stdout, res.stdout
+        assert f"[{name}]   skip     tenant_a.orders_k_uq on orders: INVALID, and the spec lists it" in res.stdout
+        assert f"== {name}: Summary: 1 of 1 step(s) done." in res.stdout, res.stdout
+    assert "2 targets: 2 ok, 0 with changes, 0 failed. Exit code 0." in res.stdout
+    for x in (a, b):
+        assert run_sql(x, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                          "WHERE NOT i.indisvalid") == [("orders_k_uq",)]

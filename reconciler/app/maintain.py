@@ -80,13 +80,16 @@ def render_plan_text(steps: list[MaintenanceStep]) -> str:
 
 
 def run_maintain(opts: MaintainOptions, *, confirm: Callable[[str], bool], echo: Callable, color: bool = False,
-                 quiet: bool = False) -> bool:
+                 quiet: bool = False, loaded: tuple[Spec | None] | None = None,
+                 connector: Callable = connect) -> bool:
+    """`loaded`: (the spec,) when the caller already read it (a fleet reads it once);
+    `connector`: how to connect (a fleet registers the connection, so Ctrl-C can cancel it)."""
     named_input = [parse_index_name(n) for n in opts.indexes]   # a bad name fails before connecting
-    spec = _spec(opts)
+    spec = _spec(opts) if loaded is None else loaded[0]
     thresholds = Thresholds.from_spec(spec.health) if spec is not None else Thresholds()
     printer = _Printer(opts.fmt, echo, color and opts.fmt == "text", quiet)
     dsn = resolve_dsn(opts.database)
-    conn = connect(dsn, autocommit=True)
+    conn = connector(dsn, autocommit=True)
     ex = Executor(conn, emit=printer, retries=opts.retries, monitor_dsn=dsn)
     m = Maintainer(ex)
     locked = False
@@ -130,12 +133,39 @@ def run_maintain(opts: MaintainOptions, *, confirm: Callable[[str], bool], echo:
         conn.close()
 
 
+def maintain_outcome(opts: MaintainOptions, spec: Spec | None, *, echo: Callable, connector: Callable):
+    """`maintain` on one database of a fleet (no prompt: the caller asked for --auto-approve or
+    --dry-run). The event log goes to `echo` as it happens; the outcome's summary is the run's
+    last summary line."""
+    from ..fleet import Outcome, Status
+
+    said: list[str] = []
+
+    def record(text: str = "") -> None:
+        said.extend(str(text).splitlines())
+        echo(text)
+
+    def no_prompt(question: str) -> bool:
+        raise ApplyError("a fleet maintain does not prompt", "pass --auto-approve (or --dry-run)")
+
+    ok = run_maintain(opts, confirm=no_prompt, echo=record, loaded=(spec,), connector=connector)
+    if opts.fmt == "json":
+        details = [str(json.loads(ln).get("detail", "")) for ln in said if ln.startswith("{")]
+    else:
+        details = said
+    lines = [ln.strip() for d in details for ln in d.splitlines()]
+    summary = next((ln for ln in reversed(lines) if ln.startswith(("Summary:", "Interrupted.", "Nothing to do",
+                                                                      "dry run"))), "Nothing to do.")
+    return Outcome(Status.OK if ok else Status.FAILED, 0 if ok else 1, summary)
+
+
 def _read(conn, spec: Spec | None, named: list[tuple[str, str, str, str]], opts: MaintainOptions):
     """The statistics of the managed tables, plus the tables of --index indexes; and which
     tables are managed (maintain decides on its own only for those)."""
     kw = {"lock_timeout_ms": opts.timeouts.lock_ms, "definitions": False}
     if spec is not None:
-        snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs], **kw)
+        snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs]
+                                + spec.glob_entry_patterns(), **kw)
     else:
         snap = stats.read_stats(conn, [], **kw)
     managed = {t.oid for t in snap.tables}

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .fleet import fleet_options, fleet_requested, run_fleet_command
+from .fleet import event_echo, fleet_options, fleet_requested, run_fleet_command
 from .group import cli
 from .options import (
     CONNECTION_HELP,
@@ -73,8 +73,6 @@ def _apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, 
                  wait_for_lock, select, targets_file, target_globs, labels, parallel, fail_fast, shard) -> int:
     """apply on every target: no prompt (--auto-approve or --dry-run), each target's events
     printed as they happen with its name (text: `[name] ...`; json: a "target" key)."""
-    import json
-
     from ..app.apply import apply_outcome
     from ..app.engine import check_spec
     from ..app.verify import check_queries
@@ -94,19 +92,7 @@ def _apply_fleet(files, auto_approve, dry_run, lock_timeout, statement_timeout, 
                    select=tuple(select))
 
     def job(target, dsn, registry):
-        def echo(text=""):
-            out = []
-            for line in str(text).splitlines() or [""]:
-                if fmt == "json":
-                    try:
-                        doc = json.loads(line)
-                    except ValueError:
-                        doc = {"event": "text", "detail": line}
-                    out.append(json.dumps({"target": target.name, **doc}, default=str, ensure_ascii=False))
-                else:
-                    out.append(f"[{target.name}] {line}")
-            registry.say("\n".join(out))   # whole lines, printed by the fleet's parent
-
+        echo = event_echo(target, fmt, registry)
         return apply_outcome(target.name, dsn, spec=spec, desired=desired, fmt=fmt, echo=echo,
                              connector=lambda d, **kw: registry.connect(target, d, **kw), **options)
 

@@ -46,6 +46,28 @@ def fleet_requested(targets_file, target_globs=(), labels=(), shard=None, fail_f
     return True
 
 
+def event_echo(target, fmt: str, registry):
+    """How a fleet job prints its command's event log (apply, maintain) as it happens: each line
+    with the target's name (text: `[name] ...`; json: a "target" key), whole lines, through the
+    fleet's parent."""
+    import json
+
+    def echo(text=""):
+        out = []
+        for line in str(text).splitlines() or [""]:
+            if fmt == "json":
+                try:
+                    doc = json.loads(line)
+                except ValueError:
+                    doc = {"event": "text", "detail": line}
+                out.append(json.dumps({"target": target.name, **doc}, default=str, ensure_ascii=False))
+            else:
+                out.append(f"[{target.name}] {line}")
+        registry.say("\n".join(out))
+
+    return echo
+
+
 def run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, fmt: str, job,
                       prepare=None) -> int:
     """Run `job` on every selected target, print each result as it finishes and the summary;

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .fleet import fleet_options, fleet_requested, run_fleet_command
+from .fleet import event_echo, fleet_options, fleet_requested, run_fleet_command
 from .group import cli
 from .options import (
     CONNECTION_HELP,
@@ -91,16 +91,43 @@ def health(files, database, all_tables, replicas, exact, fmt, output, lock_timeo
 @_write_options(dry_run_help="show the plan, run nothing",
                 build_help="limit for one REINDEX, VACUUM or ANALYZE, waits included (0: none)",
                 wait_default="0", wait_help="how long to wait when an apply or maintain runs (0: exit 1 at once)")
+@fleet_options
 def maintain(files, database, indexes, vacuum, exact, dry_run, auto_approve, lock_timeout, statement_timeout,
-             build_timeout, retries, fmt, wait_for_lock):
+             build_timeout, retries, fmt, wait_for_lock, targets_file, target_globs, labels, parallel, fail_fast,
+             shard):
     """Upkeep with apply's safety: REINDEX INDEX CONCURRENTLY of bloated indexes, ANALYZE of stale
     statistics (VACUUM (ANALYZE) with --vacuum), DROP of abandoned INVALID leftovers. Shows the
     plan first. Exit 0 when every step succeeded."""
     from ..app.maintain import MaintainOptions, run_maintain
 
-    ok = run_maintain(MaintainOptions(tuple(files or ()), database, tuple(indexes), vacuum, exact, dry_run,
-                                      auto_approve, _timeouts(lock_timeout, statement_timeout, build_timeout),
-                                      retries, fmt, _duration_ms(wait_for_lock, "--wait-for-lock")),
-                      confirm=_confirm, echo=click.echo, color=_color(sys.stdout), quiet=OUTPUT.quiet)
+    opts = MaintainOptions(tuple(files or ()), database, tuple(indexes), vacuum, exact, dry_run, auto_approve,
+                           _timeouts(lock_timeout, statement_timeout, build_timeout), retries, fmt,
+                           _duration_ms(wait_for_lock, "--wait-for-lock"))
+    if fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{"--database": database}):
+        sys.exit(_maintain_fleet(opts, targets_file, target_globs, labels, shard, parallel, fail_fast))
+    ok = run_maintain(opts, confirm=_confirm, echo=click.echo, color=_color(sys.stdout), quiet=OUTPUT.quiet)
     if not ok:
         sys.exit(EXIT_ERROR)
+
+
+def _maintain_fleet(opts, targets_file, target_globs, labels, shard, parallel, fail_fast) -> int:
+    """maintain on every target: no prompt (--auto-approve or --dry-run), each target's events
+    printed as they happen with its name (text: `[name] ...`; json: a "target" key)."""
+    from dataclasses import replace
+
+    from ..app.maintain import _spec, maintain_outcome, parse_index_name
+    from ..errors import ReconcilerError
+
+    if not opts.auto_approve and not opts.dry_run:
+        raise ReconcilerError("maintain --targets does not prompt for each database",
+                              "review with `maintain --targets ... --dry-run`, then pass --auto-approve")
+    for n in opts.indexes:
+        parse_index_name(n)   # a bad name or spec is reported before any connection
+    spec = _spec(opts)
+
+    def job(target, dsn, registry):
+        echo = event_echo(target, opts.fmt, registry)
+        return maintain_outcome(replace(opts, database=dsn), spec, echo=echo,
+                                connector=lambda d, **kw: registry.connect(target, d, **kw))
+
+    return run_fleet_command(targets_file, target_globs, labels, shard, parallel, fail_fast, opts.fmt, job)

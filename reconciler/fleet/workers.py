@@ -174,7 +174,7 @@ def run_forked(items: Sequence[T], job: Callable[[T], R], *, parallel: int, fail
             if kind == b"S":
                 on_message(text)
                 continue
-            number, w.number = w.number, None
+            w.number = None
             r = decode(text)
             finish(r)
             if fail_fast and failed(r) and not stop_reason:

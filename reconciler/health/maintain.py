@@ -21,7 +21,7 @@ from ..core.kinds import OpKind
 from ..core.plan import Operation
 from ..reconcile.planner import Timeouts
 from ..spec import Spec
-from .assess import bloat_flagged, bloat_of, human_bytes, leftover_origin, stale
+from .assess import _spec_entries, bloat_flagged, bloat_of, human_bytes, leftover_origin, stale
 from .model import IndexRow, StatsSnapshot, TableRow, Thresholds
 
 STEP_ORDER = {"drop": 0, "reindex": 1, "analyze": 2, "vacuum": 2, "skip": 3}
@@ -56,7 +56,7 @@ def maintenance_plan(snap: StatsSnapshot, t: Thresholds = Thresholds(), spec: Sp
     """The steps for one database. `named`: (schema, index) pairs given with --index (rebuilt
     whatever their bloat); `managed`: oids of the tables maintain may touch on its own (default:
     every table of the snapshot)."""
-    entries = {(e.schema, e.name) for e in spec.entries} if spec else set()
+    entries = set(_spec_entries(spec, snap))   # a schema-glob entry: its index in every matching schema
     ignored = spec.ignored if spec else (lambda name: False)
     tables = {r.oid: r for r in snap.tables}
     own = set(tables) if managed is None else managed
