@@ -68,8 +68,6 @@ def _die_with_parent(parent: int) -> None:
 def _worker(conn, items: Sequence, job: Callable, crashed: Callable, encode: Callable, parent: int,
             inherited: list) -> None:
     global _channel
-    for c in inherited:   # the parent's ends of every pipe: ours must see EOF when the parent closes
-        c.close()
     # os._exit at the end: no atexit handler or buffered output inherited from the parent runs
     # twice (the parent's throwaway server, its unflushed stdout)
     code = 0
@@ -77,6 +75,8 @@ def _worker(conn, items: Sequence, job: Callable, crashed: Callable, encode: Cal
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _interrupt)
         _die_with_parent(parent)
+        for c in inherited:   # the parent's ends of every pipe: ours must see EOF when the parent closes
+            c.close()
         _channel = conn
         while True:
             try:
@@ -174,8 +174,11 @@ def run_forked(items: Sequence[T], job: Callable[[T], R], *, parallel: int, fail
             if kind == b"S":
                 on_message(text)
                 continue
-            w.number = None
-            r = decode(text)
+            number, w.number = w.number, None
+            try:
+                r = decode(text)
+            except ValueError as e:   # a message cut short (a worker killed while writing)
+                r = crashed(items[number], e)
             finish(r)
             if fail_fast and failed(r) and not stop_reason:
                 stop_reason = "not run: another target failed (--fail-fast)"
