@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from ..core.index import IndexDef, KeyPart, LiveIndex, Partition
 from ..core.lexical import matching_paren, split_top_level, wraps
 from ..normalize import canonical_options, key_suffix
+from .deftext import UnexpectedDefinition, definition_tail, server_quote_ident
 
 
 def _sql(name: str) -> str:
@@ -313,13 +314,13 @@ def index_def_from_row(r: dict) -> IndexDef:
 
     The key list is cut out of pg_get_indexdef() using the per-key texts: what follows each key's
     text up to the next top-level comma is its COLLATE / opclass / ordering, printed only when
-    not the default (PostgreSQL decides what "default" means, not us).
+    not the default (PostgreSQL decides what "default" means, not us). It is read only from the
+    text after the server-quoted prefix (`definition_tail`): the names are never searched.
     """
     cols: list[str] = list(r["cols"])
     nkey = r["nkey"]
-    indexdef: str = r["indexdef"]
-    key_list = _key_list(indexdef, r["method"])
-    elements = split_top_level(key_list) if key_list is not None else []
+    key_list = _key_list(definition_tail(r), r)
+    elements = split_top_level(key_list)
     keys = []
     for k in range(nkey):
         text = cols[k]
@@ -348,14 +349,13 @@ def index_def_from_row(r: dict) -> IndexDef:
                     comment=r.get("comment"))
 
 
-def _key_list(indexdef: str, method: str) -> str | None:
-    marker = f" USING {method} ("
-    pos = indexdef.find(marker)
-    if pos < 0:
-        return None
-    start = pos + len(marker) - 1
-    end = matching_paren(indexdef, start)
-    return indexdef[start + 1: end] if end > 0 else None
+def _key_list(tail: str, r: dict) -> str:
+    end = matching_paren(tail, 0)
+    if end <= 0:
+        raise UnexpectedDefinition(f"index {server_quote_ident(r['schema'])}.{server_quote_ident(r['name'])}: "
+                                   f"no closing parenthesis for the key list in pg_get_indexdef() text "
+                                   f"{r['indexdef']!r}")
+    return tail[1:end]
 
 
 def _unquote_ident(text: str) -> str:

@@ -31,6 +31,7 @@ from ..health import (
     TableRow,
     comparison_candidates,
 )
+from .deftext import definition_tail
 from .connection import describe
 
 
@@ -161,14 +162,12 @@ def _definition(r: dict, shapes: dict[tuple, IndexDef], parse: Callable[[dict], 
     """`parse(r)` (catalog.index_def_from_row), once per shape: indexes whose rows agree on
     everything that function reads except schema, table and name get the first one's definition,
     moved to their own (a tenant layout repeats one shape per schema or table; each parse costs
-    more than the row). The deparsed text is keyed from its ` USING method (` on, the very marker
-    the parse cuts its key list at, so whatever precedes it (the quoted names) cannot matter."""
-    text = r["indexdef"]
-    at = text.find(f" USING {r['method']} (")
-    if at < 0:
-        return parse(r)
+    more than the row). The deparsed text is keyed from the opening parenthesis of its key list
+    on (`definition_tail`: the server-quoted prefix holding schema, table and name is checked
+    and cut, never searched), so a name can neither split a shape nor hide one."""
+    tail = definition_tail(r)
     cols, nkey = r["cols"], r["nkey"]
-    key = (text[at:], r["method"], tuple(cols), nkey, r["natts"], tuple(a != 0 for a in r["indkey"][:nkey]),
+    key = (tail, r["method"], tuple(cols), nkey, r["natts"], tuple(a != 0 for a in r["indkey"][:nkey]),
            r["is_unique"], r["nulls_not_distinct"], tuple(r["options"] or ()), r["tablespace"], r["predicate"],
            r.get("comment"))
     template = shapes.get(key)

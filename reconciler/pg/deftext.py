@@ -1,0 +1,58 @@
+"""Where the words of a pg_get_indexdef() text begin: the prefix that holds the names, rebuilt
+from the catalog row and cut off, never searched for.
+
+pg_get_indexdef prints `CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING method (keys)
+...`, each name through quote_identifier(). A name read from the database is untrusted: an index
+called `x USING btree (y` or a schema called `a WHERE b` holds the very text a search would stop
+at. Light (no sqlglot): health reads its shape keys from here without loading normalize.
+"""
+from __future__ import annotations
+
+from ..core.ident import quote_ident
+from ..errors import DatabaseError
+
+
+class UnexpectedDefinition(DatabaseError):
+    """pg_get_indexdef() text that does not start as the catalog row says it must."""
+
+
+def server_quote_ident(name: str) -> str:
+    """The name as the server's quote_ident() (quote_identifier, as pg_get_indexdef uses it)
+    prints it, for rows that do not carry the server's own quoting: core.ident's quoting but
+    for a name with a hidden character, which the server wraps in plain double quotes where
+    core.ident writes a U&"..." escape. (The keyword list is this client's; a row read by
+    `read_index_rows` carries the server's quoting, which is used instead.)"""
+    q = quote_ident(name)
+    return '"' + name.replace('"', '""') + '"' if q.startswith("U&") else q
+
+
+def definition_heads(r: dict) -> list[str]:
+    """`CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING method (` as pg_get_indexdef
+    prints it for the row (pg_get_indexdef_worker in ruleutils.c: ONLY for a partitioned index),
+    built from the catalog names quoted by the server (`quoted_*` of indexes.sql) or, failing
+    those, as the server would quote them. Two for a table in the session's own temporary
+    schema (`own_temp`): PostgreSQL 16+ prints that schema as `pg_temp`, older ones by name."""
+    qname = r.get("quoted_name") or server_quote_ident(r["name"])
+    qtable = r.get("quoted_table") or f"{server_quote_ident(r['schema'])}.{server_quote_ident(r['table'])}"
+    qmethod = r.get("quoted_method") or server_quote_ident(r["method"])
+    tables = [qtable]
+    if r.get("own_temp"):
+        tables.insert(0, f"pg_temp.{server_quote_ident(r['table'])}")
+    return [f"CREATE {'UNIQUE ' if r['is_unique'] else ''}INDEX {qname} ON "
+            f"{'ONLY ' if r.get('partitioned') else ''}{t} USING {qmethod} (" for t in tables]
+
+
+def definition_tail(r: dict) -> str:
+    """The row's pg_get_indexdef() text from the opening parenthesis of its key list on
+    (`(keys) [INCLUDE (...)] [NULLS NOT DISTINCT] [WITH (...)] [TABLESPACE t] [WHERE ...]`): the
+    prefix holding the names is checked against `definition_heads` and cut, never searched, so
+    an index, table or schema named like ` USING btree (` or ` WHERE ` cannot move what is read.
+    Text that does not start with that prefix is an error naming the index and the text."""
+    text: str = r["indexdef"]
+    heads = definition_heads(r)
+    for head in heads:
+        if text.startswith(head):
+            return text[len(head) - 1:]
+    raise UnexpectedDefinition(
+        f"index {server_quote_ident(r['schema'])}.{server_quote_ident(r['name'])}: pg_get_indexdef() does not start with the expected "
+        f"{heads[-1]!r}: {text!r}")
