@@ -96,13 +96,15 @@ def test_health_import_plan_apply_drift_with_hostile_names(dsn, run_sql, tmp_pat
     run_sql(dsn, SCENE)
     r = run_cli("health", "--all", "-d", dsn, "--format", "json", cwd=tmp_path)
     assert r.returncode in (0, 2), r.stderr
-    found = {(f["kind"], f["index"]) for f in json.loads(r.stdout)["findings"]
-             if f["kind"] in ("duplicate", "redundant")}
+    findings = [f for f in json.loads(r.stdout)["findings"] if f["kind"] in ("duplicate", "redundant")]
+    found = {(f["kind"], f["index"]) for f in findings}
     # (a DESC) twice: one is the other's duplicate; (c) is led by (c, a); (a) INCLUDE (c) is not
     # led by (a DESC) (other ordering), the partial (b) has no peer of its predicate, and z_a is
     # on another table
     assert len(found) == 2 and ("redundant", " WHERE c USING btree (c") in found, found
     assert found & {("duplicate", "x USING btree (y"), ("duplicate", "dup ) USING btree (b")}, found
+    red = next(f for f in findings if f["kind"] == "redundant")
+    assert red["message"].startswith("its keys lead cover WHERE ( (btree (c, a)), which serves"), red["message"]
 
     # import writes one of a duplicate pair: drop the other first, so the spec is the database
     run_sql(dsn, f'DROP INDEX {S}."dup ) USING btree (b"')

@@ -488,8 +488,19 @@ def _redundant(cx: _Context) -> None:
             edit, sql, then = cx.removal(a)
             cx.findings.append(Finding(
                 "redundant", "warning", a.schema, a.table, a.name,
-                f"its keys lead {b.name} ({bdef.split(' USING ', 1)[-1] if bdef else 'same keys'}), which "
+                f"its keys lead {b.name} ({_keys_text(cx.definition(b))}), which "
                 f"serves the same lookups; {human_bytes(ev['size_bytes'])}", ev, edit, sql, then))
+
+
+def _keys_text(d: IndexDef | None) -> str:
+    """`method (keys)` of a definition, printed from its parts: never cut out of the server's
+    text, where a schema, table or index name may hold ` USING ` itself."""
+    if d is None:
+        return "same keys"
+    try:
+        return f"{d.method} ({', '.join(k.ddl() for k in d.keys)})"
+    except SQLFragmentError:
+        return "same keys"
 
 
 def _prefix_of(a: IndexDef, b: IndexDef) -> bool:
