@@ -86,6 +86,13 @@ def test_hostile_names_cannot_move_keys_include_or_predicate(dsn, run_sql):
     by = {x.name: x for x in snap.indexes}
     assert by["z_a"].indexdef == f"CREATE INDEX z_a ON {Z} USING btree (a DESC)"
     assert by["ON ONLY x USING btree (b"].indexdef.startswith(f'CREATE INDEX "ON ONLY x USING btree (b" ON ONLY public.{P} ')
+    # quote_all_identifiers quotes every name (and the method) in pg_get_indexdef and in quote_ident alike
+    with psycopg.connect(dsn, options="-c quote_all_identifiers=on") as conn:
+        quoted = catalog.introspect(conn, None)
+    # (the predicate, pg_get_expr's text, is quoted too: compared as SQL elsewhere, not here)
+    assert {x.name: (x.definition.keys, x.definition.include) for x in quoted.indexes} == \
+        {x.name: (x.definition.keys, x.definition.include) for x in snap.indexes}
+    assert next(x for x in quoted.indexes if x.name == "z_a").indexdef.endswith('USING "btree" ("a" DESC)')
 
 
 def _oid(snap, name):
