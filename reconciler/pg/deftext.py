@@ -32,14 +32,16 @@ def definition_heads(r: dict) -> list[str]:
     built from the catalog names quoted by the server (`quoted_*` of indexes.sql) or, failing
     those, as the server would quote them. Two for a table in the session's own temporary
     schema (`own_temp`): PostgreSQL 16+ prints that schema as `pg_temp`, older ones by name."""
-    qname = r.get("quoted_name") or server_quote_ident(r["name"])
-    qtable = r.get("quoted_table") or f"{server_quote_ident(r['schema'])}.{server_quote_ident(r['table'])}"
-    qmethod = r.get("quoted_method") or server_quote_ident(r["method"])
-    tables = [qtable]
+    heads = [_head(r, r.get("quoted_table") or f"{server_quote_ident(r['schema'])}.{server_quote_ident(r['table'])}")]
     if r.get("own_temp"):
-        tables.insert(0, f"pg_temp.{server_quote_ident(r['table'])}")
-    return [f"CREATE {'UNIQUE ' if r['is_unique'] else ''}INDEX {qname} ON "
-            f"{'ONLY ' if r.get('partitioned') else ''}{t} USING {qmethod} (" for t in tables]
+        heads.insert(0, _head(r, f"pg_temp.{server_quote_ident(r['table'])}"))
+    return heads
+
+
+def _head(r: dict, qtable: str) -> str:
+    return (f"CREATE {'UNIQUE ' if r['is_unique'] else ''}INDEX {r.get('quoted_name') or server_quote_ident(r['name'])} "
+            f"ON {'ONLY ' if r.get('partitioned') else ''}{qtable} "
+            f"USING {r.get('quoted_method') or server_quote_ident(r['method'])} (")
 
 
 def definition_tail(r: dict) -> str:
@@ -49,10 +51,15 @@ def definition_tail(r: dict) -> str:
     an index, table or schema named like ` USING btree (` or ` WHERE ` cannot move what is read.
     Text that does not start with that prefix is an error naming the index and the text."""
     text: str = r["indexdef"]
+    qtable = r.get("quoted_table")
+    if qtable is not None and not r.get("own_temp"):   # the common case, once per row health reads
+        head = _head(r, qtable)
+        if text.startswith(head):
+            return text[len(head) - 1:]
     heads = definition_heads(r)
     for head in heads:
         if text.startswith(head):
             return text[len(head) - 1:]
     raise UnexpectedDefinition(
-        f"index {server_quote_ident(r['schema'])}.{server_quote_ident(r['name'])}: pg_get_indexdef() does not start with the expected "
-        f"{heads[-1]!r}: {text!r}")
+        f"index {server_quote_ident(r['schema'])}.{server_quote_ident(r['name'])}: pg_get_indexdef() "
+        f"does not start with the expected {heads[-1]!r}: {text!r}")
