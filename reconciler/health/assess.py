@@ -499,7 +499,7 @@ def _keys_text(d: IndexDef | None) -> str:
         return "same keys"
     try:
         return f"{d.method} ({', '.join(k.ddl() for k in d.keys)})"
-    except SQLFragmentError:
+    except (SQLFragmentError, ValueError):   # a part that cannot be printed as SQL (UnsafeSQLValue)
         return "same keys"
 
 
