@@ -466,7 +466,11 @@ class Executor:
                                             application_name="reconciler-probe")
                 except psycopg.Error:
                     other = None      # cannot open a second session: the first probe still runs
-            for _ in range(3):
+            # A probe samples: under a busy transaction pool our statements may happen to reach
+            # our server session again by luck (PgBouncer hands out the session released last).
+            # Each round is two short round trips; 25 rounds make a pass by luck vanishingly rare
+            # where 3 let one in ten through (tests/test_apply.py, with other clients busy).
+            for _ in range(_PROBE_ROUNDS):
                 mine = self.conn.execute("SELECT pg_backend_pid(), current_setting('reconciler.session_probe', true)"
                                          ).fetchone()
                 if mine != (pid, token):
@@ -493,6 +497,9 @@ class Executor:
             self.conn.execute("SET client_connection_check_interval = '5s'")
         except psycopg.Error:
             pass
+
+
+_PROBE_ROUNDS = 25
 
 
 def _shown(value) -> str:
