@@ -15,6 +15,7 @@ Also here: relations under an ACCESS EXCLUSIVE lock (held or queued) are skipped
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -112,6 +113,7 @@ EXPECTED_AGED = {("unused", "orders_status_idx"), ("duplicate", "orders_customer
 
 
 _NO_SPEC_DIR = tempfile.mkdtemp(prefix="reconciler-health-cwd-")
+atexit.register(shutil.rmtree, _NO_SPEC_DIR, True)   # made at import: gone at exit
 
 
 def cli(*args: str, timeout: float = 120):

@@ -1,9 +1,11 @@
 """`reconciler maintain` on a real server (PostgreSQL 18 and 15), as a user runs it."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from reconciler.run.executor import ADVISORY_KEY
 
 RECONCILER = [sys.executable, "-m", "reconciler.cli"]
 NO_SPEC_DIR = tempfile.mkdtemp(prefix="reconciler-maintain-cwd-")   # no ./indexes.yaml here
+atexit.register(shutil.rmtree, NO_SPEC_DIR, True)   # made at import: gone at exit
 MANAGED = 'version: 1\nmanage: {tables: ["public.*"]}\n'
 
 
