@@ -248,13 +248,10 @@ def run_apply(*, files: list[str], database: str | None, plan_file: str | None, 
         conn.close()
 
 
-def apply_outcome(target: str, dsn: str, *, spec, desired, fmt: str, echo: Callable, connector: Callable,
-                  **options):
-    """`apply` on one database of a fleet (no prompt: the caller asked for --auto-approve or
-    --dry-run). The event log goes to `echo` as it happens; the outcome's summary is the run's
-    last summary line."""
-    from ..fleet import Outcome, Status
-
+def fleet_recorder(command: str, echo: Callable) -> tuple[list[str], Callable, Callable]:
+    """For one database of a fleet run: an `echo` that also keeps every line said (the outcome's
+    summary is picked from them), and a `confirm` that refuses to prompt (the caller asked for
+    --auto-approve or --dry-run)."""
     said: list[str] = []
 
     def record(text: str = "") -> None:
@@ -262,8 +259,19 @@ def apply_outcome(target: str, dsn: str, *, spec, desired, fmt: str, echo: Calla
         echo(text)
 
     def no_prompt(question: str) -> bool:
-        raise ApplyError("a fleet apply does not prompt", "pass --auto-approve (or --dry-run)")
+        raise ApplyError(f"a fleet {command} does not prompt", "pass --auto-approve (or --dry-run)")
 
+    return said, record, no_prompt
+
+
+def apply_outcome(target: str, dsn: str, *, spec, desired, fmt: str, echo: Callable, connector: Callable,
+                  **options):
+    """`apply` on one database of a fleet (no prompt: the caller asked for --auto-approve or
+    --dry-run). The event log goes to `echo` as it happens; the outcome's summary is the run's
+    last summary line."""
+    from ..fleet import Outcome, Status
+
+    said, record, no_prompt = fleet_recorder("apply", echo)
     ok = run_apply(files=list(spec.files), database=dsn, plan_file=None, confirm=no_prompt, echo=record, color=False,
                    fmt=fmt, loaded=(spec, desired), connector=connector, **options)
     lines = [ln.strip() for ln in said if not ln.startswith("{")]

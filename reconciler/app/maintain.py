@@ -26,7 +26,7 @@ from ..run import events as ev
 from ..run.executor import Executor
 from ..run.maintain import Maintainer
 from ..spec import Spec, glob_to_like, load_spec
-from .apply import _Printer
+from .apply import _Printer, fleet_recorder
 
 
 @dataclass(frozen=True)
@@ -139,15 +139,7 @@ def maintain_outcome(opts: MaintainOptions, spec: Spec | None, *, echo: Callable
     last summary line."""
     from ..fleet import Outcome, Status
 
-    said: list[str] = []
-
-    def record(text: str = "") -> None:
-        said.extend(str(text).splitlines())
-        echo(text)
-
-    def no_prompt(question: str) -> bool:
-        raise ApplyError("a fleet maintain does not prompt", "pass --auto-approve (or --dry-run)")
-
+    said, record, no_prompt = fleet_recorder("maintain", echo)
     ok = run_maintain(opts, confirm=no_prompt, echo=record, loaded=(spec,), connector=connector)
     if opts.fmt == "json":
         details = [str(json.loads(ln).get("detail", "")) for ln in said if ln.startswith("{")]
