@@ -25,7 +25,7 @@ TINY: dict[str, tuple[list[str], str, list[str]]] = {
     "fleet_scale.py": (["--schemas", "2", "--big", "0", "--dbs", "2", "--db-schemas", "2", "--parallel", "2",
                         "--runs", "1"], "admin", ["no-op plan"]),
     "verify_scale.py": (["--tables", "2", "--rows", "200", "--queries", "6", "--runs", "1"], "db",
-                        ["6 queries over 2 tables", "ratio"]),
+                        ["6 queries over 2 tables", "ratio", "raw + stack"]),
     "zero_downtime.py": (["--rows", "2000", "--settle", "0.2", "--overhead-reps", "0"], "db",
                          ["goal  (b) longest stall", "total benchmark time"]),
 }
