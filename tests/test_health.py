@@ -370,6 +370,46 @@ def test_comparison_candidates_prefilter_exactly(short, long_, candidate):
         assert assess(snap(a, b)).findings == ()
 
 
+@pytest.mark.parametrize("suffix", ["", " DESC", " DESC NULLS LAST", " NULLS FIRST", " ASC", " DESC NULLS FIRST",
+                                    " NULLS LAST", "  DESC", " desc", ' COLLATE "C"', " text_pattern_ops DESC",
+                                    ' COLLATE "C" text_pattern_ops DESC NULLS LAST', " gist_trgm_ops(siglen = 32)"])
+def test_server_key_suffix_reads_as_key_suffix_does(suffix):
+    """The catalog's light reader of a key's option words (no sqlglot for the ordering words the
+    server prints) gives normalize's answer for every suffix, looked up or not."""
+    from reconciler.normalize import key_suffix
+    from reconciler.pg.deftext import _ORDER_WORDS, server_key_suffix
+
+    assert server_key_suffix(suffix) == key_suffix(suffix)
+    if suffix in ("", " DESC", " DESC NULLS LAST", " NULLS FIRST"):
+        assert suffix in _ORDER_WORDS   # what pg_get_indexdef prints for a key without COLLATE or opclass
+
+
+SAME_OR_NOT = [
+    "CREATE INDEX i ON t (a)", "CREATE INDEX i ON t (a DESC)", "CREATE INDEX i ON t (a DESC NULLS LAST)",
+    "CREATE INDEX i ON t (a NULLS FIRST)", "CREATE INDEX i ON t (a, b)", "CREATE INDEX i ON t (b)",
+    "CREATE INDEX i ON t (a) INCLUDE (c)", "CREATE UNIQUE INDEX i ON t (a)", "CREATE INDEX i ON t USING hash (a)",
+    'CREATE INDEX i ON t (a COLLATE "C")', "CREATE INDEX i ON t (a) WITH (fillfactor = 70)",
+    "CREATE INDEX i ON t (a text_pattern_ops)", "CREATE INDEX i ON t (a pg_catalog.text_pattern_ops)",
+    "CREATE INDEX i ON t (lower(e))", "CREATE INDEX i ON t ((lower(e)))", "CREATE INDEX i ON t ((a))",
+    "CREATE INDEX i ON t (a) WHERE (b = 1 AND c = 2)", "CREATE INDEX i ON t (a) WHERE c = 2 AND b = 1",
+]
+
+
+def test_duplicate_comparison_equals_the_core_s_on_every_pair():
+    """`_same` decides two plain definitions (column keys, no operator class, no predicate) by
+    equality without loading normalize; on every pair it says what normalize.same_definition
+    says (storage options and tablespace aside)."""
+    from reconciler.health.assess import _same
+    from reconciler.normalize import same_definition
+
+    defs = [parse_create_index(sql) for sql in SAME_OR_NOT]
+    for a in defs:
+        for b in defs:
+            want = same_definition(replace(a, options=()), replace(b, options=()))
+            assert _same(a, b) is want, (a, b)
+    assert _same(defs[-1], defs[-2]) and _same(defs[0], defs[10]) and not _same(defs[0], defs[1])
+
+
 # ---- invalid --------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,7 +31,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.cli import run_cli
+from support.cli import cli_env, run_cli
 
 SPEC = """\
 version: 1
@@ -253,6 +254,35 @@ def test_each_finding_carries_its_evidence_and_edit(aged, scene):
     assert "- name: order_items_order_id_idx\n  table: order_items\n  columns: [order_id]\n" in fk["edit"]["yaml"]
     assert by[("low_hit_ratio", "hits")]["evidence"]["hit_ratio"] < 0.5
     assert by[("seq_scan_heavy", "logs")]["evidence"]["seq_scans"] >= 150
+
+
+PROBE = ("import atexit, json, os, sys\n"
+         "out = os.environ.pop('MODULES_OUT')\n"
+         "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted(sys.modules))))\n"
+         "from reconciler.cli import main\n"
+         "main()\n")
+
+
+def test_health_without_a_spec_loads_neither_spec_models_nor_sql_parser(scene, tmp_path):
+    """`health --all` with no spec file reads no spec: pydantic's models and sqlglot stay
+    unloaded (about a third of the process's time on a big catalog, benchmarks/health_scale.py),
+    while the duplicate and the redundant prefix are still found by the core's comparison and
+    the foreign key's finding still carries the YAML entry to add."""
+    out = tmp_path / "modules.json"
+    r = subprocess.run([sys.executable, "-c", PROBE, "health", "--all", "-d", scene["dsn"], "--format", "json"],
+                       capture_output=True, text=True, cwd=_NO_SPEC_DIR, timeout=120, stdin=subprocess.DEVNULL,
+                       env=cli_env({"MODULES_OUT": str(out)}))
+    assert r.returncode == 2, r.stderr
+    got = found(json.loads(r.stdout))
+    # without the spec's entry to keep, the keeper is whichever of the two the workload scanned more
+    assert {("redundant", "orders_created_idx"), ("fk_unindexed", "order_items")} <= got
+    assert len(got & {("duplicate", "orders_customer_dup"), ("duplicate", "orders_customer_idx")}) == 1
+    fk = next(f for f in json.loads(r.stdout)["findings"] if f["kind"] == "fk_unindexed")
+    assert "- name: order_items_order_id_idx\n" in fk["edit"]["yaml"]
+    modules = set(json.loads(out.read_text()))
+    heavy = [m for m in modules if m.split(".")[0] in ("pydantic", "sqlglot")
+             or m.startswith(("reconciler.normalize", "reconciler.spec.models", "reconciler.spec.load"))]
+    assert heavy == [] and "reconciler.pg.catalog" in modules and "reconciler.spec.dump" in modules
 
 
 def test_per_index_figures(aged):

@@ -11,12 +11,14 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..health import HealthReport, StatsSnapshot, Thresholds, assess, bloat_candidates
 from ..pg import stats
 from ..pg.connection import connect, resolve_dsn
-from ..spec import Spec, glob_to_like, load_spec
+
+if TYPE_CHECKING:   # pydantic's spec models: loaded only when a spec file is read (spec_for)
+    from ..spec import Spec
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ def spec_for(files: tuple[str, ...] | list[str], all_tables: bool) -> Spec | Non
     ./indexes.yaml is fine: every user table, default thresholds."""
     if not files and all_tables and not Path("indexes.yaml").exists():
         return None
+    from ..spec import load_spec
+
     return load_spec(list(files) or ["indexes.yaml"])
 
 
@@ -54,6 +58,8 @@ def read_snapshot(opts: HealthOptions, spec: Spec | None, thresholds: Thresholds
             snap = stats.read_stats(conn, None, lock_timeout_ms=opts.lock_timeout_ms,
                                     statement_timeout_ms=opts.statement_timeout_ms)
         else:
+            from ..spec import glob_to_like
+
             snap = stats.read_stats(conn, spec.tables, patterns=[glob_to_like(g) for g in spec.table_globs]
                                     + spec.glob_entry_patterns(),
                                     lock_timeout_ms=opts.lock_timeout_ms,

@@ -21,14 +21,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..core.ident import fit_name, qualified
 from ..core.index import IndexDef, KeyPart
 from ..errors import SQLFragmentError
 from ..reconcile.naming import is_leftover
-from ..spec import Spec
-from ..spec.dump import entry_yaml
 from . import bloat as bloat_math
 from .model import (
     MIN_HIT_RATIO_BLOCKS,
@@ -46,6 +44,9 @@ from .model import (
     TableRow,
     Thresholds,
 )
+
+if TYPE_CHECKING:   # the spec (pydantic) is loaded only when a spec file is read, never for its type
+    from ..spec import Spec
 
 
 # ---- small helpers shared with render ----------------------------------------------------------
@@ -358,15 +359,26 @@ def _duplicates(cx: _Context) -> None:
                     "for nothing", ev, edit, sql, then))
 
 
+def _plain(d: IndexDef) -> bool:
+    """Nothing in it that the core's canonical form rewrites: column keys without an operator
+    class, no predicate. `normalize.canonical_def` returns such a definition unchanged, so two
+    plain ones are the same index exactly when they are equal."""
+    return d.where is None and not any(k.is_expression or k.opclass for k in d.keys)
+
+
 def _same(a: IndexDef | None, b: IndexDef | None) -> bool:
     """Same index for the queries it serves: storage options and tablespace do not count."""
-    from ..normalize import same_definition  # sqlglot: imported only when there is a pair to compare
-
     if a is None or b is None:
         return False
     if (a.options, a.tablespace) != (b.options, b.tablespace):
         a = replace(a, options=(), tablespace=None)
         b = replace(b, options=(), tablespace=None)
+    if a == b:
+        return True
+    if _plain(a) and _plain(b):
+        return False   # what same_definition would say: their canonical forms are themselves
+    from ..normalize import same_definition  # sqlglot: imported only when an expression must be read
+
     try:
         return same_definition(a, b)
     except SQLFragmentError:
@@ -374,8 +386,8 @@ def _same(a: IndexDef | None, b: IndexDef | None) -> bool:
 
 
 def _canonical(d: IndexDef) -> IndexDef | None:
-    if d.where is None and not any(k.is_expression or k.opclass for k in d.keys):
-        return d   # canonical_def would return it unchanged: plain columns, no predicate
+    if _plain(d):
+        return d   # canonical_def would return it unchanged
     from ..normalize import canonical_def  # sqlglot: imported only when an expression must be read
 
     try:
@@ -579,6 +591,8 @@ def _spec_file_for(cx: _Context, schema: str, table: str) -> str | None:
 
 
 def _foreign_keys(cx: _Context) -> None:
+    from ..spec.dump import entry_yaml   # the YAML of an entry to add: loaded only when there is one
+
     tables = {r.oid: r for r in cx.snap.tables}
     taken = set(cx.names) | set(cx.entries)
     for fk in cx.snap.foreign_keys:

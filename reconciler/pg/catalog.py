@@ -19,8 +19,7 @@ from psycopg.rows import dict_row
 
 from ..core.index import IndexDef, KeyPart, LiveIndex, Partition
 from ..core.lexical import matching_paren, split_top_level, wraps
-from ..normalize import canonical_options, key_suffix
-from .deftext import UnexpectedDefinition, definition_tail, server_quote_ident
+from .deftext import UnexpectedDefinition, definition_tail, server_key_suffix, server_quote_ident
 
 
 def _sql(name: str) -> str:
@@ -332,7 +331,7 @@ def index_def_from_row(r: dict) -> IndexDef:
                 suffix = el[len(text):]
             elif el.startswith("(" + text + ")"):
                 suffix = el[len(text) + 2:]
-        collation, opclass, desc, nulls_first = key_suffix(suffix)
+        collation, opclass, desc, nulls_first = server_key_suffix(suffix)
         if is_col:
             keys.append(KeyPart(_unquote_ident(text), False, collation, opclass, desc, nulls_first))
         else:
@@ -343,9 +342,14 @@ def index_def_from_row(r: dict) -> IndexDef:
     if tablespace == "pg_default":
         tablespace = None
     pred = r["predicate"]
+    options: tuple[tuple[str, str], ...] = ()
+    if r["options"]:   # normalize (and sqlglot with it) is loaded only for an index with storage options
+        from ..normalize import canonical_options
+
+        options = canonical_options(r["options"])
     return IndexDef(schema=r["schema"], table=r["table"], keys=tuple(keys), unique=r["is_unique"],
                     method=r["method"], include=include, where=pred, nulls_not_distinct=bool(r["nulls_not_distinct"]),
-                    options=canonical_options(r["options"] or []), tablespace=tablespace, name=r["name"],
+                    options=options, tablespace=tablespace, name=r["name"],
                     comment=r.get("comment"))
 
 

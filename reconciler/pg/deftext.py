@@ -4,7 +4,8 @@ from the catalog row and cut off, never searched for.
 pg_get_indexdef prints `CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING method (keys)
 ...`, each name through quote_identifier(). A name read from the database is untrusted: an index
 called `x USING btree (y` or a schema called `a WHERE b` holds the very text a search would stop
-at. Light (no sqlglot): health reads its shape keys from here without loading normalize.
+at. Light (no sqlglot): health reads its shape keys from here without loading normalize, and
+the catalog reads the plain ordering words of a key (`server_key_suffix`) without it too.
 """
 from __future__ import annotations
 
@@ -42,6 +43,32 @@ def _head(r: dict, qtable: str) -> str:
     return (f"CREATE {'UNIQUE ' if r['is_unique'] else ''}INDEX {r.get('quoted_name') or server_quote_ident(r['name'])} "
             f"ON {'ONLY ' if r.get('partitioned') else ''}{qtable} "
             f"USING {r.get('quoted_method') or server_quote_ident(r['method'])} (")
+
+
+# The option words pg_get_indexdef prints after a key when it has no COLLATE and no operator
+# class of its own (ruleutils.c, pg_get_indexdef_worker: " DESC", then " NULLS LAST" when a
+# DESC key's nulls are not first; " NULLS FIRST" alone for an ASC key), read as
+# normalize.key_suffix reads them (tests/test_health.py checks each against it).
+_ORDER_WORDS: dict[str, tuple[None, None, bool, bool | None]] = {
+    "": (None, None, False, None),
+    " DESC": (None, None, True, None),
+    " DESC NULLS LAST": (None, None, True, False),
+    " NULLS FIRST": (None, None, False, True),
+}
+
+
+def server_key_suffix(suffix: str) -> tuple[str | None, str | None, bool, bool | None]:
+    """What follows one key in the server's own pg_get_indexdef words → (collation, opclass,
+    desc, nulls_first). The ordering words the server prints for a key without COLLATE or
+    operator class are looked up, exactly as written; anything else (a collation, an operator
+    class, any other spelling) is read by `normalize.key_suffix` (sqlglot's tokenizer, loaded
+    only then): a read of 12,000 plain keys does not pay for the SQL parser."""
+    got = _ORDER_WORDS.get(suffix)
+    if got is not None:
+        return got
+    from ..normalize import key_suffix
+
+    return key_suffix(suffix)
 
 
 def definition_tail(r: dict) -> str:
