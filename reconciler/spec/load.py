@@ -135,65 +135,131 @@ MAX_DEPTH = 32   # a spec nests five levels; deeper is not a spec (and would exh
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION = object()   # an anchor on a mapping or sequence: an alias of it is refused
 
 
-def _build(node: yaml.Node, lines: dict, file: str, loader, path: tuple = (), building: set | None = None) -> Any:
-    """The document's data, built from the composed nodes in one walk that also remembers the
-    line of every mapping key and sequence item and refuses what a spec never needs: duplicate
-    keys, aliases (nine aliases of nine make a billion nodes out of 600 bytes), merge keys, and
-    nesting deeper than MAX_DEPTH (which also bounds this recursion). Strings (nearly every
-    scalar) are taken as they are; other scalars go through PyYAML's safe constructor."""
-    if len(path) > MAX_DEPTH:
-        raise SpecError(f"{file}:{node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; "
-                        "not a reconciler spec")
-    if isinstance(node, yaml.ScalarNode):
-        return node.value if node.tag == _STR_TAG else loader.construct_object(node)
-    if building is None:
-        building = set()
-    key_id = id(node)
-    if key_id in building:
-        raise SpecError(f"{file}:{_line_for(path, lines)}: {_dotted(path)}: YAML aliases (*name) are not "
-                        "allowed in a spec; write the value out")
-    building.add(key_id)
-    if isinstance(node, yaml.SequenceNode):
-        out_list = []
-        for i, item in enumerate(node.value):
-            lines[path + (i,)] = item.start_mark.line + 1
-            out_list.append(_build(item, lines, file, loader, path + (i,), building))
-        return out_list
-    out: dict = {}
-    for k, v in node.value:
-        if not isinstance(k, yaml.ScalarNode):
-            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path)}: a key must be a plain value")
-        key = k.value if k.tag == _STR_TAG else loader.construct_object(k)
-        if key == "<<" and k.tag == "tag:yaml.org,2002:merge":
-            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path)}: YAML merge keys (<<) are not "
-                            "allowed in a spec")
-        if key in out:
-            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path + (key,))}: key {key!r} appears twice")
-        lines[path + (key,)] = k.start_mark.line + 1
-        try:
-            out[key] = _build(v, lines, file, loader, path + (key,), building)
-        except TypeError:   # an unhashable key slipped through construct_object
-            raise SpecError(f"{file}:{k.start_mark.line + 1}: {_dotted(path)}: a key must be a plain value") from None
-    return out
+def _build(loader, file: str, lines: dict) -> Any:
+    """The document's data, built straight from libyaml's events in one loop (no node tree:
+    composing one cost more than the parse), remembering the line of every mapping key and
+    sequence item, and refusing what a spec never needs: duplicate keys, aliases of mappings
+    and sequences (nine aliases of nine make a billion nodes out of 600 bytes), merge keys,
+    and nesting deeper than MAX_DEPTH. Strings (nearly every scalar) are taken as they are;
+    other scalars go through PyYAML's safe constructor. Syntax errors are PyYAML's
+    (YAMLError, with marks), raised as the parser meets them."""
+    get = loader.get_event
+    get()                                   # StreamStartEvent
+    first = get()
+    if isinstance(first, yaml.StreamEndEvent):
+        return None
+    quick = not loader.yaml_path_resolvers and None not in loader.yaml_implicit_resolvers
+    starters = _FastLoader._STARTERS
+    anchors: dict[str, Any] = {}
+    stack: list = []                        # the enclosing containers' (cur, is_map, key, path, want_key)
+    cur: Any = None                         # the container being filled (None: the root is next)
+    is_map = want_key = False
+    key: Any = None
+    path: tuple = ()
+    root: Any = None
+    while True:
+        ev = get()
+        kind = type(ev)
+        line = ev.start_mark.line + 1
+        if kind is yaml.ScalarEvent:
+            value: Any = ev.value
+            tag = ev.tag
+            if tag is None or tag == "!":
+                implicit = ev.implicit
+                if not implicit[0] or (quick and value and value[0] not in starters):
+                    tag = _STR_TAG
+                else:
+                    tag = loader.resolve(yaml.ScalarNode, value, implicit)
+            if tag != _STR_TAG:
+                if tag == _MERGE_TAG and cur is not None and is_map and want_key:
+                    raise SpecError(f"{file}:{line}: {_dotted(path)}: YAML merge keys (<<: *alias) are not "
+                                    "allowed in a spec; write the keys out")
+                try:
+                    value = loader.construct_object(yaml.ScalarNode(tag, value, ev.start_mark, ev.end_mark,
+                                                                    ev.style))
+                except (ValueError, OverflowError, TypeError) as e:   # e.g. !!timestamp 2024-13-45
+                    raise SpecError(f"{file}:{line}: cannot read this value ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
+            if ev.anchor is not None:
+                _anchor(anchors, ev, value)
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            if cur is not None and is_map and want_key:
+                raise SpecError(f"{file}:{line}: {_dotted(path)}: a key must be a plain value")
+            value = {} if kind is yaml.MappingStartEvent else []
+            if ev.anchor is not None:
+                _anchor(anchors, ev, _COLLECTION)
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            if not stack:
+                root = cur
+                break
+            cur, is_map, key, path, want_key = stack.pop()
+            continue
+        elif kind is yaml.AliasEvent:
+            if ev.anchor not in anchors:
+                raise yaml.composer.ComposerError(None, None, f"found undefined alias {ev.anchor!r}",
+                                                  ev.start_mark)
+            value = anchors[ev.anchor][0]
+            if value is _COLLECTION:
+                at = path if cur is None else path + ((key,) if is_map else (len(cur),))
+                raise SpecError(f"{file}:{line}: {_dotted(at)}: YAML aliases (*name) are not allowed in a spec; "
+                                "write the value out")
+            kind = yaml.ScalarEvent         # an alias of a scalar is that scalar's value
+        else:   # pragma: no cover - libyaml's event grammar allows nothing else here
+            raise yaml.composer.ComposerError(None, None, f"unexpected {kind.__name__}", ev.start_mark)
+
+        if cur is None:                     # the document's root
+            if kind is yaml.ScalarEvent:
+                root = value
+                break
+            cur, is_map, key, path, want_key = value, kind is yaml.MappingStartEvent, None, (), True
+            continue
+        if is_map:
+            if want_key:
+                _check_key(cur, value, file, line, path)
+                key, want_key = value, False
+                lines[path + (value,)] = line
+                continue
+            sub = path + (key,)
+            cur[key] = value
+            want_key = True
+        else:
+            sub = path + (len(cur),)
+            lines[sub] = line
+            cur.append(value)
+        if len(sub) > MAX_DEPTH:
+            raise SpecError(f"{file}:{line}: nested more than {MAX_DEPTH} levels deep; not a reconciler spec")
+        if kind is not yaml.ScalarEvent:
+            stack.append((cur, is_map, key, path, want_key))
+            cur, is_map, key, path, want_key = value, kind is yaml.MappingStartEvent, None, sub, True
+    get()                                   # DocumentEndEvent
+    after = get()
+    if not isinstance(after, yaml.StreamEndEvent):
+        raise yaml.composer.ComposerError("expected a single document in the stream", first.start_mark,
+                                          "but found another document", after.start_mark)
+    return root
 
 
-def _failing_scalar(loader, node: yaml.Node) -> int:
-    """The line of the first scalar PyYAML cannot build a value from (a bad timestamp)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, yaml.ScalarNode):
-            try:
-                loader.construct_object(n)
-            except Exception:  # noqa: BLE001 - any failure is the one we are looking for
-                return n.start_mark.line + 1
-        elif isinstance(n, yaml.MappingNode):
-            stack.extend(v for pair in reversed(n.value) for v in reversed(pair))
-        elif isinstance(n, yaml.SequenceNode):
-            stack.extend(reversed(n.value))
-    return 1
+def _check_key(mapping: dict, key: Any, file: str, line: int, path: tuple) -> None:
+    """Refuse a key that cannot be one (unhashable) or that the mapping already has."""
+    try:
+        seen = key in mapping
+    except TypeError:   # an unhashable key slipped through construct_object
+        raise SpecError(f"{file}:{line}: {_dotted(path)}: a key must be a plain value") from None
+    if seen:
+        raise SpecError(f"{file}:{line}: {_dotted(path + (key,))}: key {key!r} appears twice")
+
+
+def _anchor(anchors: dict, ev, value: Any) -> None:
+    """Remember an anchor's value (scalars) or that it names a collection, as libyaml's
+    composer would: a name used twice is an error."""
+    if ev.anchor in anchors:
+        raise yaml.composer.ComposerError("found duplicate anchor; first occurrence", anchors[ev.anchor][1],
+                                          "second occurrence", ev.start_mark)
+    anchors[ev.anchor] = (value, ev.start_mark)
 
 
 def _dotted(path: tuple) -> str:
@@ -219,17 +285,11 @@ def read_yaml(text: str, file: str, error: type[ReconcilerError] = SpecError) ->
         raise error(f"{file}: {len(text):,} characters; an input file may hold at most {MAX_INPUT_BYTES:,} bytes")
     lines: dict = {}
     try:
-        # One pass: compose (keeps line marks) then build from the same nodes, with libyaml
-        # when available: a 12,000-index spec parses in under a second instead of six.
+        # One pass over libyaml's events (libyaml when available: a 12,000-index spec parses in
+        # a third of a second instead of six)
         loader = _FastLoader(text)
         try:
-            node = loader.get_single_node()
-            try:
-                data = _build(node, lines, file, loader) if node is not None else None
-            except (ValueError, OverflowError, TypeError) as e:   # e.g. !!timestamp 2024-13-45
-                line = _failing_scalar(loader, node)
-                raise SpecError(f"{file}:{line}: cannot read this value ({type(e).__name__}: "
-                                f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
+            data = _build(loader, file, lines)
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
