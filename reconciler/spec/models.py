@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -101,8 +102,12 @@ _SHORTHAND = re.compile(r"^\s*(?P<name>.+?)(?:\s+(?P<order>ASC|DESC))?(?:\s+NULL
 _NOT_A_NAME = re.compile(r"[()\s,:]")
 
 
+@lru_cache(maxsize=16384)
 def parse_shorthand(text: str) -> ColumnSpec:
-    """``createdAt DESC NULLS LAST`` → ColumnSpec(column='createdAt', order='desc', nulls='last')."""
+    """``createdAt DESC NULLS LAST`` → ColumnSpec(column='createdAt', order='desc', nulls='last').
+
+    Once per distinct text (a spec names the same columns on table after table; ColumnSpec is
+    frozen, so one instance serves them all), and validated as any ColumnSpec is."""
     m = _SHORTHAND.match(text)
     if not m or not m.group("name").strip():
         raise ValueError(f"cannot read column {text!r}; write NAME [ASC|DESC] [NULLS FIRST|LAST]")
@@ -111,11 +116,8 @@ def parse_shorthand(text: str) -> ColumnSpec:
         name = name[1:-1].replace('""', '"')
     elif _NOT_A_NAME.search(name):
         raise ValueError(f"{text!r} is not a column name; use '- expression: {name}' for an expression")
-    _name(name)
-    # Every field was checked just above: skip pydantic's validation (a 12,000-entry spec has
-    # twice as many columns, and model_validate would be a third of the load time).
-    return ColumnSpec.model_construct(column=name, expression=None, order=(m.group("order") or "").lower() or None,
-                                      nulls=(m.group("nulls") or "").lower() or None, opclass=None, collation=None)
+    _name(name)   # its own message, as the `columns` item's error (ColumnSpec's would be nested)
+    return ColumnSpec(column=name, order=m.group("order"), nulls=m.group("nulls"))
 
 
 OptionValue = Union[bool, int, float, str]
