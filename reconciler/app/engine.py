@@ -222,6 +222,8 @@ def _alike_schemas(snapshot: Snapshot, desired: list[IndexDef], owners) -> list[
     and name; for each live index its table, name, shape and catalog state. A schema with a
     partition, an index of unknown shape or a leftover name (whose diff may look beyond the
     schema) is a group of its own. None when nothing is shared (one schema per group)."""
+    if len({d.schema for d in desired} | {x.definition.schema for x in snapshot.indexes}) < 2:
+        return None   # one schema (or none): nothing to share, and nothing to sign
     sig: dict[str, list] = {}
     alone: set[str] = set()
     for d, o in zip(desired, owners):

@@ -11,12 +11,29 @@ from .rules import bare_column
 # The spec side
 
 
-def spec_entry_to_def(entry) -> IndexDef:
+def spec_entry_to_def(entry, shapes: dict | None = None) -> IndexDef:
     """One spec entry (`spec.Entry`) → IndexDef; see `_entry_to_def`. A fragment that exhausts
     recursion or arithmetic while it is read (thousands of nested operators) is an error of
-    that entry, with its file:line, like any other."""
+    that entry, with its file:line, like any other.
+
+    `shapes` (a dict the caller keeps for one spec) holds the definitions already made, by
+    everything of an entry but its schema, table and name: a spec repeats a few shapes on
+    many tables (the same columns, predicate and options), and each shape's fragments are
+    checked and normalized once. A shape that fails is never stored, so every entry of it
+    fails with its own file:line."""
     try:
-        return _entry_to_def(entry)
+        if shapes is None:
+            return _entry_to_def(entry)
+        ix = entry.spec
+        # option values by type and spelling: True == 1 == 1.0 as keys, not as WITH (...) text
+        key = (tuple(ix.columns), ix.unique, ix.using, tuple(ix.include), ix.where, ix.nulls_not_distinct,
+               tuple((k, type(v), repr(v)) for k, v in ix.with_.items()), ix.tablespace, ix.comment)
+        made = shapes.get(key)
+        if made is None:
+            made = _entry_to_def(entry)
+            shapes[key] = made
+            return made
+        return made.relocated(entry.schema, ix.table, ix.name)
     except (RecursionError, OverflowError, ValueError) as e:
         raise SQLFragmentError(f"{entry.where}: index {entry.name!r}: cannot read this entry's SQL "
                                f"({type(e).__name__}: it is nested too deeply or too large)") from None
@@ -80,4 +97,5 @@ def _refuse_volatile(text: str, what: str) -> None:
 
 def normalize_spec(spec) -> list[IndexDef]:
     """Every entry of a merged `spec.Spec` → IndexDef (first error raised)."""
-    return [spec_entry_to_def(e) for e in spec.entries]
+    shapes: dict = {}
+    return [spec_entry_to_def(e, shapes) for e in spec.entries]

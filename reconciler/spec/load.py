@@ -9,7 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from pydantic import ValidationError
@@ -30,8 +30,9 @@ class Entry:
     file: str
     line: int
     # the line of each key inside the entry, by its path in it (("where",), ("columns", 0,
-    # "expression")): a problem of one key is reported at that key, not at `- name:`
-    key_lines: tuple = field(default=(), compare=False, repr=False)
+    # "expression")): a problem of one key is reported at that key, not at `- name:`. Pairs
+    # (path, line): a tuple, or a view that reads them from the file's line map when iterated
+    key_lines: Iterable = field(default=(), compare=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -77,7 +78,8 @@ class Spec:
     digest: str = ""          # of the files' content (`content_digest`): a saved plan records it
 
     def ignored(self, index_name: str) -> bool:
-        return any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
+        # asked for every desired and live index: most specs ignore nothing
+        return bool(self.ignore) and any(fnmatch.fnmatchcase(index_name, g) for g in self.ignore)
 
     @property
     def tables(self) -> list[tuple[str, str]]:
@@ -96,6 +98,38 @@ class Spec:
             if is_schema_glob(e.schema):
                 seen[(_like(e.schema), _like(e.table))] = None
         return list(seen)
+
+
+class _EntryKeyLines:
+    """The line of every key inside each index entry of one file, grouped by entry on first
+    use: only a problem reported at a key needs them, and one pass serves every entry."""
+
+    __slots__ = ("_lines", "_by_entry")
+
+    def __init__(self, lines: dict):
+        self._lines = lines
+        self._by_entry: dict[int, tuple] | None = None
+
+    def of(self, i: int) -> tuple:
+        if self._by_entry is None:
+            inside: dict[int, list] = {}   # one pass over the line map: linear in the file
+            for k, v in self._lines.items():
+                if len(k) > 2 and k[0] == "indexes":
+                    inside.setdefault(k[1], []).append((k[2:], v))
+            self._by_entry = {i: tuple(pairs) for i, pairs in inside.items()}
+        return self._by_entry.get(i, ())
+
+
+class _KeyLines:
+    """`Entry.key_lines` of one entry: its (path in the entry, line) pairs, read when iterated."""
+
+    __slots__ = ("_keys", "_i")
+
+    def __init__(self, keys: _EntryKeyLines, i: int):
+        self._keys, self._i = keys, i
+
+    def __iter__(self):
+        return iter(self._keys.of(self._i))
 
 
 def is_schema_glob(schema: str) -> bool:
@@ -154,6 +188,7 @@ def _build(loader, file: str, lines: dict) -> Any:
         return None
     quick = not loader.yaml_path_resolvers and None not in loader.yaml_implicit_resolvers
     starters = _FastLoader._STARTERS
+    plain: dict[str, str] = {}              # a plain scalar's tag depends on its text alone
     anchors: dict[str, Any] = {}
     stack: list = []                        # the enclosing containers' (cur, is_map, key, path, want_key)
     cur: Any = None                         # the container being filled (None: the root is next)
@@ -172,8 +207,12 @@ def _build(loader, file: str, lines: dict) -> Any:
                 implicit = ev.implicit
                 if not implicit[0] or (quick and value and value[0] not in starters):
                     tag = _STR_TAG
+                elif quick and value in plain:      # `name:`, `table:` on every entry
+                    tag = plain[value]
                 else:
                     tag = loader.resolve(yaml.ScalarNode, value, implicit)
+                    if quick and len(plain) < _FastLoader._PLAIN_MEMO:
+                        plain[value] = tag
             if tag != _STR_TAG:
                 if tag == _MERGE_TAG and cur is not None and is_map and want_key:
                     raise SpecError(f"{file}:{line}: {_dotted(path)}: YAML merge keys (<<: *alias) are not "
@@ -562,13 +601,11 @@ def load_spec(paths: list[str | Path], problems: list[SpecError] | None = None) 
                 fail(SpecError(f"{where}: health.{key} is {value!r} here but {health[key][0]!r} at "
                                f"{health[key][1]}; the merged spec needs one value"))
             health.setdefault(key, (value, where))
-        inside: dict[int, list] = {}   # one pass over the line map: linear in the file
-        for k, v in lines.items():
-            if len(k) > 2 and k[0] == "indexes":
-                inside.setdefault(k[1], []).append((k[2:], v))
+        keys = _EntryKeyLines(lines)
+        name, default_schema = str(f), model.defaults.schema_
         for i, ix in enumerate(model.indexes):
-            schema = ix.schema_ or model.defaults.schema_
-            entries.append(Entry(ix, schema, str(f), lines.get(("indexes", i), 1), tuple(inside.get(i, ()))))
+            entries.append(Entry(ix, ix.schema_ or default_schema, name, lines.get(("indexes", i), 1),
+                                 _KeyLines(keys, i)))
         for i, q in enumerate(model.queries):
             queries.append(QueryEntry(q.name, q.sql, tuple(q.params) if q.params is not None else None,
                                       tuple(q.uses), q.budget_ms, q.budget_cost, str(f),
