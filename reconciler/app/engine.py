@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import psycopg
 
 from ..core.index import IndexDef, TableFacts
+from ..core.lifetime import long_lived
 from ..core.suggest import nearest
 from ..core.plan import Drift, Plan
 from ..errors import ReconcilerError
@@ -110,7 +111,8 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     # sizes, scan counts and comments only matter for what changes: read them afterwards. The
     # tables of a schema-glob entry are read in the same set-based query, never per schema.
     patterns = [glob_to_like(g) for g in spec.table_globs] + spec.glob_entry_patterns()
-    snapshot = catalog.introspect(conn, spec.tables, patterns=patterns, stats=False)
+    with long_lived():   # the snapshot lives as long as the comparison: most of a run
+        snapshot = catalog.introspect(conn, spec.tables, patterns=patterns, stats=False)
     citus = read_citus(conn)   # None without the extension (docs/citus.md)
     if worker_refusal(citus):
         raise ReconcilerError(worker_refusal(citus), "see docs/citus.md")
@@ -253,7 +255,8 @@ def check_spec(spec: Spec) -> list[IndexDef]:
     functions): call it before connecting, so a bad spec is reported as such. Computed from
     the files every time: a cache of parsed specs on disk would be a way to plan something
     other than the spec (whoever can write the cache directory decides)."""
-    return normalize_spec(spec)
+    with long_lived():   # the definitions live to the end of the command
+        return normalize_spec(spec)
 
 
 def make_plan(conn: psycopg.Connection, spec: Spec, *, timeouts: Timeouts = Timeouts(),

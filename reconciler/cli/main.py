@@ -10,6 +10,7 @@ import time
 
 import click
 
+from ..core.lifetime import own_process
 from ..errors import ReconcilerError
 from .group import cli
 from .options import EXIT_ERROR, EXIT_OK, OUTPUT, _echo_err, detail
@@ -36,6 +37,9 @@ def main(argv=None) -> None:
         # measured). Collect young objects every 100,000 allocations: the same garbage found,
         # in far fewer passes; at most that many objects wait for it.
         gc.set_threshold(100_000, 20, 10)
+        # What this one command builds to keep (spec, catalog snapshot) may leave the
+        # collector's scans for good (core.lifetime); never in a caller's process
+        own_process()
     # psycopg logs what it ignores while cleaning up after an error (a pipeline it aborts):
     # the error itself is what we print, once
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)

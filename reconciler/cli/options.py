@@ -166,9 +166,11 @@ def _connection(database: str | None, schema_sql: str | None, *, lock_timeout_ms
 
 
 def load_spec_files(files):
+    from ..core.lifetime import long_lived
     from ..spec import load_spec
 
-    spec = load_spec(_files(files))
+    with long_lived():   # the spec lives to the end of the command
+        spec = load_spec(_files(files))
     detail(f"spec: {len(spec.entries)} index(es) from {', '.join(spec.files)}")
     return spec
 
