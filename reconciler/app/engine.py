@@ -58,8 +58,8 @@ def fingerprint(snapshot: Snapshot) -> str:
         return sig
 
     h = hashlib.sha256()
-    for item in sorted((x.schema, x.table, x.name, str(x.valid), signature(x), x.parent_index or "")
-                       for x in snapshot.indexes):
+    for item in sorted((d.schema, d.table, d.name, str(x.valid), signature(x), x.parent_index or "")
+                       for x in snapshot.indexes for d in (x.definition,)):
         h.update("\0".join(item).encode("utf-8", "surrogatepass") + b"\n")
     return h.hexdigest()[:16]
 
@@ -179,7 +179,7 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     # Only indexes of managed tables take part: an ancestor read for a named partition's facts
     # is not managed, and its partitioned index (every partition's) is never touched from here.
     managed = {(t.schema, t.name) for t in snapshot.tables if t.managed}
-    managed_live = [x for x in snapshot.indexes if (x.schema, x.table) in managed]
+    managed_live = [x for x in snapshot.indexes if (x.definition.schema, x.definition.table) in managed]
 
     def diff(schemas: set[str] | None) -> tuple[list, list]:
         at = [i for i, d in enumerate(desired) if schemas is None or d.schema in schemas]

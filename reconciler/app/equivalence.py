@@ -82,6 +82,8 @@ class Equivalence:
 
     def text_same(self, desired: IndexDef, live_def: IndexDef) -> bool:
         """`same_definition` by text, answered once per `share.pair`."""
+        if desired == live_def:   # equal fields: the common case, and cheaper than the pair's key
+            return True
         k = self.share.pair(desired, live_def) if self.share is not None else None
         if k is None:
             return desired == live_def or same_definition(desired, live_def)

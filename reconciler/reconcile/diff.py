@@ -56,7 +56,7 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
             unmatched.append(d)
             continue
         claimed.add(cur.oid)
-        parts = table_facts(d.schema, d.table)
+        # the table's facts ride on changes only (a no-op plan has none)
         if cur.being_built:
             drift.append(Drift(DriftKind.BEING_BUILT, cur.schema, cur.table, cur.name,
                                "another session is building this index right now; left alone"))
@@ -70,20 +70,24 @@ def diff_indexes(desired: list[IndexDef], live: list[LiveIndex], *, same: Same, 
         if cur.table != d.table:
             changes.append(Change(Action.REPLACE, d.schema, d.table, d.name,
                                   (f"the name belongs to an index on table {cur.table!r}; the spec puts it on "
-                                   f"{d.table!r}",), d, cur, cur.name, parts))
+                                   f"{d.table!r}",), d, cur, cur.name,
+                                  table_facts(d.schema, d.table)))
             continue
         if cur.parent_index:
             changes.append(Change(Action.REPLACE, d.schema, d.table, d.name,
                                   (f"attached to partitioned index {cur.parent_index}; the spec wants it standalone",),
-                                  d, cur, cur.name, parts))
+                                  d, cur, cur.name,
+                                  table_facts(d.schema, d.table)))
             continue
         if not same(d, cur.definition):
             changes.append(Change(Action.REPLACE, d.schema, d.table, d.name,
-                                  tuple(reasons(cur.definition, d)) or ("definition differs",), d, cur, cur.name, parts))
+                                  tuple(reasons(cur.definition, d)) or ("definition differs",), d, cur, cur.name,
+                                  table_facts(d.schema, d.table)))
         elif not cur.valid or not cur.ready:
             why = ("partitioned index is INVALID: not every partition has its index attached" if cur.partitioned
                    else "index is INVALID (a failed or interrupted build); it is maintained but never used")
-            changes.append(Change(Action.REBUILD, d.schema, d.table, d.name, (why,), d, cur, None, parts))
+            changes.append(Change(Action.REBUILD, d.schema, d.table, d.name, (why,), d, cur, None,
+                                  table_facts(d.schema, d.table)))
 
     # Extras: unclaimed, not constraint-backed, not partition children (implied by their parent).
     extras = [x for x in visible if x.oid not in claimed and not x.constraint and not x.parent_index]
