@@ -226,6 +226,33 @@ def _code_chars(text: str, pos: int, wanted: str) -> Iterator[tuple[int, str]]:
     return ((m.start(), m.group()) for m in _quoted_or(wanted).finditer(text, pos) if m.lastgroup)
 
 
+# Without a backslash or a comment, a statement holds words, numbers, $n, '...' and "..." ended by
+# an undoubled quote (E'' then ends as '' does), dollar quotes and characters that stand alone:
+# one regex, its alternatives in the order `tokens` tries them, reads every token there exactly
+# where `tokens` would, in C. Only a parameter or a dollar quote's opening tag is captured; at
+# the first dollar quote the text is left to `tokens`. `verify` reads the parameters of every
+# query of the spec (200 queries: ~20 ms with `tokens`, under 1 ms this way).
+_NEEDS_TOKENS_FOR_PARAMS = re.compile(r"\\|--|/\*")
+_PARAMS_OR_DOLLAR = re.compile("|".join([
+    r"(\$[0-9]+|" + _DOLLAR_DELIM.pattern + ")", f"(?:{_NUMBER.pattern})", f"(?:{_WORD.pattern})",
+    f"(?:{_PLAIN_QUOTED})", f"(?:{_PLAIN.pattern})", "."]), re.S)
+
+
+def param_numbers(text: str) -> list[int]:
+    """The number of each `$n` parameter outside quotes, dollar quotes and comments, in order.
+
+    >>> param_numbers("SELECT $2, '$3', $f$ $4 $f$ /* $5 */ FROM t WHERE a$6 = $1")
+    [2, 1]
+    """
+    if "$" not in text:
+        return []
+    if not _NEEDS_TOKENS_FOR_PARAMS.search(text):
+        hits = list(filter(None, _PARAMS_OR_DOLLAR.findall(text)))
+        if not any(h.endswith("$") for h in hits):   # a parameter never ends with '$', a tag always
+            return [int(h[1:]) for h in hits]
+    return [int(text[t.start + 1:t.end]) for t in tokens(text) if t.kind is Kind.PARAM]
+
+
 def matching_paren(text: str, open_pos: int) -> int:
     """Index of the ')' closing the '(' at `open_pos` (quotes and comments respected), or -1.
 

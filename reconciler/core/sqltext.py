@@ -5,7 +5,7 @@ parameters does not load sqlglot.
 """
 from __future__ import annotations
 
-from .lexical import Kind, tokens
+from .lexical import param_numbers
 
 
 def placeholder_count(sql: str) -> int:
@@ -15,4 +15,4 @@ def placeholder_count(sql: str) -> int:
     >>> placeholder_count("SELECT $2, '$3', $f$ $4 $f$ /* $5 */ FROM t WHERE a$6 = $1")
     2
     """
-    return max((int(sql[t.start + 1:t.end]) for t in tokens(sql) if t.kind is Kind.PARAM), default=0)
+    return max(param_numbers(sql), default=0)
