@@ -2,8 +2,6 @@
 the JSON Schema editors read (`reconciler schema`). SQL fragments are checked by `normalize`,
 the database by `app.validate`. Must not import sqlglot or psycopg.
 """
-from __future__ import annotations
-
 import math
 import re
 from functools import lru_cache
@@ -59,6 +57,18 @@ def _opclass(v: str | None) -> str | None:
         except UnsafeSQLValue as e:
             raise ValueError(str(e)) from None
     return v
+
+
+# Default factories are plain functions, not `list`, `dict` or a model class: pydantic reads a
+# factory's signature (does it take the validated data?), and for a builtin that means parsing
+# its text signature with `tokenize`, whose first use compiles a large regex (~10 ms, paid at
+# every start of every command), and for a model class building the class's signature.
+def _no_items() -> list:
+    return []
+
+
+def _no_options() -> dict:
+    return {}
 
 
 Name = Annotated[str, AfterValidator(_name)]
@@ -135,14 +145,14 @@ class IndexSpec(BaseModel):
     schema_: Name | None = Field(None, alias="schema", description="defaults to defaults.schema")
     columns: list[Union[str, ColumnSpec]] = Field(min_length=1, description="key columns, in order")
     unique: bool = False
-    include: list[Name] = Field(default_factory=list, description="INCLUDE columns (covering index)")
+    include: list[Name] = Field(default_factory=_no_items, description="INCLUDE columns (covering index)")
     where: Text | None = Field(None, description="partial index predicate, SQL")
     using: str = Field("btree", description="access method: btree|hash|gin|gist|brin|spgist")
     nulls_not_distinct: bool = False
-    with_: dict[str, OptionValue] = Field(default_factory=dict, alias="with", description="storage options")
+    with_: dict[str, OptionValue] = Field(default_factory=_no_options, alias="with", description="storage options")
     tablespace: Name | None = None
     comment: Text | None = None
-    tags: list[str] = Field(default_factory=list, description="labels for `--select tag=NAME` (phased rollout)")
+    tags: list[str] = Field(default_factory=_no_items, description="labels for `--select tag=NAME` (phased rollout)")
 
     @field_validator("tags")
     @classmethod
@@ -210,7 +220,7 @@ class QuerySpec(BaseModel):
     sql: str = Field(description="one statement; $1, $2 ... for parameters")
     params: list[ParamValue] | None = Field(None, description="sample values for $1, $2 ...; without them the "
                                             "query is explained with a generic plan")
-    uses: list[str] = Field(default_factory=list, description="spec index names the plan must use")
+    uses: list[str] = Field(default_factory=_no_items, description="spec index names the plan must use")
     budget_ms: float | None = Field(None, gt=0, description="`verify --analyze`: median measured time must stay below")
     budget_cost: float | None = Field(None, gt=0, description="estimated plan cost must stay below (verify, plan)")
 
@@ -260,9 +270,9 @@ class Manage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     prune: bool = Field(False, description="drop indexes on managed tables that the spec does not list")
-    ignore: list[Text] = Field(default_factory=list, description="index-name globs never touched nor reported")
+    ignore: list[Text] = Field(default_factory=_no_items, description="index-name globs never touched nor reported")
     tables: list[Annotated[str, AfterValidator(_table_glob)]] = Field(
-        default_factory=list, description="more managed tables, as 'schema.table' globs (e.g. 'public.*'; "
+        default_factory=_no_items, description="more managed tables, as 'schema.table' globs (e.g. 'public.*'; "
         "schema and table match apart, a glob without a dot means any schema; double-quote a name with a "
         "dot): managed even when no entry names them, so prune can empty them")
 
@@ -346,17 +356,29 @@ class Health(BaseModel):
                                "this share of the table's rows (autovacuum's own rule); `maintain` ANALYZEs them")
 
 
+def _defaults() -> "Defaults":
+    return Defaults()
+
+
+def _manage() -> "Manage":
+    return Manage()
+
+
+def _health() -> "Health":
+    return Health()
+
+
 class SpecFile(BaseModel):
     """The whole of indexes.yaml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: Literal[1] = 1
-    defaults: Defaults = Field(default_factory=Defaults)
-    manage: Manage = Field(default_factory=Manage)
-    health: Health = Field(default_factory=Health, description="thresholds of `reconciler health` and "
+    defaults: Defaults = Field(default_factory=_defaults)
+    manage: Manage = Field(default_factory=_manage)
+    health: Health = Field(default_factory=_health, description="thresholds of `reconciler health` and "
                            "`reconciler maintain`; the indexing document's values by default")
-    indexes: list[IndexSpec] = Field(default_factory=list)
-    queries: list[QuerySpec] = Field(default_factory=list)
+    indexes: list[IndexSpec] = Field(default_factory=_no_items)
+    queries: list[QuerySpec] = Field(default_factory=_no_items)
     queries_file: Union[str, list[str], None] = Field(None, description=".sql file(s) of queries with `-- name:` "
                                                       "headers, relative to this file")
 
