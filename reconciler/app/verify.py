@@ -19,7 +19,6 @@ from ..core.sqltext import placeholder_count
 from ..errors import ReconcilerError, SpecError
 from ..pg.explain import ExplainSession, QueryRefused, called_functions, index_ancestors
 from ..queries import Verdict, judge, parse_explain
-from ..queries.calls import describe_risk, plan_calls, reached_by, side_effect_risks, union
 from ..spec import QueryEntry, Selection, Spec, query_reference_problems
 
 
@@ -152,6 +151,8 @@ def refuse_side_effects(conn, readers: list[QueryEntry], writers: list[QueryEntr
     """Before any query runs: plan each one (EXPLAIN without ANALYZE, READ ONLY, rolled back),
     read the functions its plan tree would call and refuse the run, naming the query and the
     function, when one is VOLATILE and not a harmless built-in. Fails closed: no plan tree, no run."""
+    from ..queries.calls import describe_risk, plan_calls, reached_by, side_effect_risks, union   # --analyze only
+
     with ExplainSession(conn, statement_timeout_ms=opts.statement_timeout_ms,
                         lock_timeout_ms=opts.lock_timeout_ms) as session:
         seen = []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import click
 
@@ -146,12 +146,16 @@ def _connection(database: str | None, schema_sql: str | None, *, lock_timeout_ms
                 statement_timeout_ms: int | None = None, autocommit: bool = True):
     """A read-only session (plan, drift, validate, import, verify), always in autocommit: every
     transaction is read-only unless it says READ WRITE (see `pg.connection.connect`)."""
-    from ..pg.connection import connect
-    from ..pg.embedded import database as db
+    from ..pg.connection import connect, resolve_dsn
 
     if schema_sql:
+        from ..pg.embedded import database as db   # a server of our own: only for --schema-sql
+
         detail(f"target: a throwaway embedded PostgreSQL loaded from {schema_sql}")
-    with db(database, schema_sql, on_warning=_echo_err) as dsn:
+        target = db(database, schema_sql, on_warning=_echo_err)
+    else:
+        target = nullcontext(resolve_dsn(database))
+    with target as dsn:
         conn = connect(dsn, autocommit=True, read_only=True, lock_timeout_ms=lock_timeout_ms,
                        statement_timeout_ms=statement_timeout_ms)
         if not schema_sql:

@@ -3,7 +3,6 @@
 """
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 
@@ -20,6 +19,8 @@ def nearest(name: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str
     folded = [c for c in pool if c.lower() == name.lower() and c != name]
     if folded:
         return folded[0]
+    import difflib   # only when an error names an unknown name: not at every start
+
     near = difflib.get_close_matches(name, pool, n=1, cutoff=cutoff)
     return near[0] if near else None
 
