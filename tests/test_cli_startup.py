@@ -86,6 +86,44 @@ def test_verify_loads_no_sql_parser(tmp_path):
                 if loaded(modules, m)]
 
 
+def test_a_verify_run_loads_only_what_it_runs(tmp_path, dsn, run_sql):
+    """A real verify on a database (custom and generic plans, JSON out): the throwaway-server
+    module (no --schema-sql), the volatile-function check (no --analyze) and statistics (nothing
+    measured) stay unloaded, as do sqlglot and the plan's machinery."""
+    run_sql(dsn, "CREATE TABLE t (a int, b text); CREATE INDEX t_a ON t (a)")
+    (tmp_path / "indexes.yaml").write_text(textwrap.dedent("""
+        version: 1
+        indexes:
+          - {name: t_a, table: t, columns: [a]}
+        queries:
+          - {name: custom, sql: "SELECT * FROM t WHERE a = $1", params: [1]}
+          - {name: generic, sql: "SELECT * FROM t WHERE a = $1 AND b = 'x'"}
+          - {name: plain, sql: "SELECT count(*) FROM t"}
+    """))
+    r, modules = modules_after(tmp_path, "verify", "-d", dsn, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert [q["mode"] for q in json.loads(r.stdout)["queries"]] == ["custom plan (params)", "generic plan", "plan"]
+    assert not [m for m in ("reconciler.pg.embedded", "reconciler.queries.calls", "statistics", "sqlglot",
+                            "reconciler.normalize", "reconciler.core.plan", "reconciler.reconcile")
+                if loaded(modules, m)]
+
+
+def test_the_spec_models_cost_no_signature_parsing_to_build():
+    """pydantic reads each default_factory's signature while building a model: for a builtin
+    (`list`) that parses its text signature with tokenize (a ~10 ms regex compile at every
+    start), for a model class it builds the class signature. String annotations (`from
+    __future__ import annotations`) are compiled one by one. The spec models avoid both."""
+    from reconciler.spec import models
+
+    built = [m for m in vars(models).values() if isinstance(m, type) and issubclass(m, models.BaseModel)
+             and m is not models.BaseModel]
+    assert len(built) >= 7
+    for model in built:
+        assert not [a for a in model.__annotations__.values() if isinstance(a, str)], model
+        factories = [f.default_factory for f in model.model_fields.values() if f.default_factory is not None]
+        assert all(type(f).__name__ == "function" for f in factories), (model, factories)
+
+
 def test_every_command_is_in_the_registry():
     """A command module defines exactly the commands COMMANDS says it does (else --help would
     miss a command, or list one that does not load)."""
