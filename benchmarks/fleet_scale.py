@@ -16,12 +16,22 @@ figure beside its reference from the same run:
      listed in a targets file (DSN from environment variables):
        sequential  reconciler plan --targets targets.yaml --parallel 1
        parallel    reconciler plan --targets targets.yaml --parallel 8
+       one target  reconciler plan --targets targets.yaml --target db01: the part of a fleet run
+                   that does not parallelize (start, spec, targets file) plus one target
        shell loop  one `reconciler plan -d DSN` per database, one after the other (what a team
-                   runs without fleet support; for reference)
+                   runs without fleet support; for reference; --no-loop skips it)
      goal: parallel <= 0.4x sequential
 
 CPU seconds (user + system of the measured process) are printed beside wall times: on a
-shared machine the wall clock moves with other people's work, the CPU time much less.
+shared machine the wall clock moves with other people's work, the CPU time much less. When the
+server runs on this machine, its CPU is printed too ("srv"): what the postmaster's reaped
+children (the backends of the run, which exit with their connections) used, read from
+/proc/<postmaster>/stat (cutime + cstime) before and after each run. For C, the bound of a
+machine with N cores is printed beside the wall time: (client CPU + server CPU) / N, the least
+wall time any parallelism can reach when every second of the run is CPU on this machine, and
+Amdahl's bound: the one-target run's CPU (start-up, which runs once, plus one target) plus the
+other targets' CPU divided by N. Neither bound counts waiting: a remote server's latency is
+what parallelism can hide beyond them.
 `--profile` adds a cProfile of the no-op plan of A. This prints figures; it is not a test.
 """
 from __future__ import annotations
@@ -165,18 +175,71 @@ def catalog_counts(dsn: str) -> tuple[int, int]:
     return n_schemas, n_idx
 
 
-def run(cmd: list[str], env=None) -> tuple[float, subprocess.CompletedProcess, int, float]:
-    """Wall seconds, the process, peak RSS in kB and CPU seconds of `cmd`."""
+class ServerCPU:
+    """CPU seconds the local server's backends used: the postmaster's cutime + cstime (its
+    reaped children). A backend is reaped after its connection closes, so `used` first waits
+    until no other session is connected to a benchmark database. None when the server is not
+    on this machine (or /proc cannot be read)."""
+
+    def __init__(self, admin_dsn: str):
+        self.pid = None
+        self.conn = psycopg.connect(admin_dsn, autocommit=True)
+        backend = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        try:
+            with open(f"/proc/{backend}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{ppid}/comm") as f:
+                if f.read().strip() in ("postgres", "postmaster"):
+                    self.pid = ppid
+        except (OSError, ValueError, IndexError):
+            self.pid = None
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def total(self) -> float | None:
+        if self.pid is None:
+            return None
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[13]) + int(fields[14])) / self.tick   # cutime, cstime (fields 16, 17)
+
+    def settle(self) -> None:
+        """Wait (generously) until the run's backends have exited and been reaped."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            n = self.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'fleet\\_bench\\_%' "
+                                  "AND pid <> pg_backend_pid()").fetchone()[0]
+            if n == 0:
+                break
+            time.sleep(0.02)
+        time.sleep(0.1)   # the postmaster reaps an exited backend at once; leave it a moment
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+SERVER: ServerCPU | None = None
+
+
+def run(cmd: list[str], env=None) -> tuple[float, subprocess.CompletedProcess, int, float, float | None]:
+    """Wall seconds, the process, peak RSS in kB, CPU seconds of `cmd`, and of the server."""
+    before = None
+    if SERVER is not None:
+        SERVER.settle()
+        before = SERVER.total()
     t0 = time.perf_counter()
     p = subprocess.run([PY, "-c", MEASURE_CODE, *cmd], capture_output=True, text=True, env=env)
     secs = time.perf_counter() - t0
+    srv_cpu = None
+    if before is not None:
+        SERVER.settle()
+        srv_cpu = SERVER.total() - before
     rss, cpu = 0, 0.0
     lines = p.stderr.rstrip().splitlines()
     if lines and lines[-1].startswith("@measure "):
         _, a, b = lines[-1].split()
         rss, cpu = int(a), float(b)
         p = subprocess.CompletedProcess(p.args, p.returncode, p.stdout, "\n".join(lines[:-1]))
-    return secs, p, rss, cpu
+    return secs, p, rss, cpu, srv_cpu
 
 
 def tail(text: str, n: int = 8) -> str:
@@ -184,9 +247,9 @@ def tail(text: str, n: int = 8) -> str:
 
 
 def bench(name: str, cmd: list[str], runs: int, ok=(0,), env=None) -> dict:
-    times, cpus, rss, last = [], [], 0, None
+    times, cpus, srv, rss, last = [], [], [], 0, None
     for k in range(runs + 1):
-        secs, p, peak, cpu = run(cmd, env)
+        secs, p, peak, cpu, srv_cpu = run(cmd, env)
         last = p
         if p.returncode not in ok:
             return {"name": name, "error": f"exit code {p.returncode}", "stdout": tail(p.stdout),
@@ -194,9 +257,11 @@ def bench(name: str, cmd: list[str], runs: int, ok=(0,), env=None) -> dict:
         if k > 0:
             times.append(secs)
             cpus.append(cpu)
+            if srv_cpu is not None:
+                srv.append(srv_cpu)
             rss = max(rss, peak)
     return {"name": name, "median": statistics.median(times), "times": times, "cpu": statistics.median(cpus),
-            "rss_kb": rss, "stdout": tail(last.stdout, 3)}
+            "srv": statistics.median(srv) if srv else None, "rss_kb": rss, "stdout": tail(last.stdout, 3)}
 
 
 def row(label: str, r: dict, ref: float | None = None, ref_name: str = "") -> str:
@@ -204,8 +269,18 @@ def row(label: str, r: dict, ref: float | None = None, ref_name: str = "") -> st
         return f"  {label:<34} FAILED ({r.get('error')})\n    stdout: {r.get('stdout', '')}\n    stderr: {r.get('stderr', '')}"
     ratio = f"  {r['median'] / ref:6.2f}x {ref_name}" if ref else ""
     runs = " ".join(f"{t:.2f}" for t in r["times"])
-    return (f"  {label:<34} {r['median']:8.3f} s  cpu {r['cpu']:7.3f} s  peak {r['rss_kb'] / 1024:7.1f} MB{ratio}"
-            f"   (runs {runs})")
+    srv = f"  srv {r['srv']:6.3f} s" if r.get("srv") is not None else ""
+    return (f"  {label:<34} {r['median']:8.3f} s  cpu {r['cpu']:7.3f} s{srv}  peak {r['rss_kb'] / 1024:7.1f} MB"
+            f"{ratio}   (runs {runs})")
+
+
+def bound(r: dict, cores: int) -> str:
+    """The least wall time `cores` cores allow when the run is all CPU on this machine."""
+    if r.get("srv") is None or "median" not in r:
+        return ""
+    least = (r["cpu"] + r["srv"]) / cores
+    return (f"    {cores}-core bound (client {r['cpu']:.3f} + server {r['srv']:.3f} CPU) / {cores} = {least:.3f} s; "
+            f"wall {r['median']:.3f} s = {r['median'] / least:.2f}x the bound")
 
 
 def goal(text: str, value: float | None, limit: float) -> str:
@@ -239,6 +314,7 @@ def main() -> int:
     ap.add_argument("--db-schemas", type=int, default=50, help="tenant schemas in each database of C")
     ap.add_argument("--parallel", type=int, default=8, help="--parallel of C's parallel run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-loop", action="store_true", help="C without the shell loop (one process per database)")
     ap.add_argument("--dsn", help="admin DSN of a server to use (databases fleet_bench_* are created and dropped)")
     ap.add_argument("--profile", action="store_true", help="cProfile of A's no-op plan")
     args = ap.parse_args()
@@ -257,7 +333,11 @@ def main() -> int:
         admin = srv.get_uri()
     created: list[str] = []
     failed = False
+    global SERVER
     try:
+        SERVER = ServerCPU(admin)
+        if SERVER.pid is None:
+            print("the server is not on this machine: its CPU is not measured")
         with psycopg.connect(admin, autocommit=True) as c:
             version = c.execute("SHOW server_version").fetchone()[0]
             for name in ["fleet_bench_a"] + [f"fleet_bench_db{i:02d}" for i in range(1, args.dbs + 1)] + \
@@ -336,10 +416,25 @@ def main() -> int:
             script.write_text("set -e\n" + "".join(
                 f"{RECONCILER} plan -f {spec} --database \"$FLEET_BENCH_DB{i:02d}\" --detailed-exitcode >/dev/null\n"
                 for i in range(1, args.dbs + 1)))
-            loop = bench("shell loop", ["bash", str(script)], args.runs, env=env)
+            one = bench("one target", fleet_cmd + ["--parallel", "1", "--target", "db01"], args.runs, env=env)
+            loop = None if args.no_loop else bench("shell loop", ["bash", str(script)], args.runs, env=env)
             print(row("--parallel 1 (sequential)", seq))
             print(row(f"--parallel {args.parallel}", par, seq.get("median"), "sequential"))
-            print(row("shell loop, one process per db", loop, seq.get("median"), "sequential"))
+            print(row("one target (--target db01)", one, seq.get("median"), "sequential"))
+            if loop is not None:
+                print(row("shell loop, one process per db", loop, seq.get("median"), "sequential"))
+            cores = os.cpu_count() or 1
+            for r in (seq, par):
+                if bound(r, cores):
+                    print(f"  {r['name']}:\n{bound(r, cores)}")
+            if all("median" in r and r.get("srv") is not None for r in (seq, one)) and args.dbs > 1:
+                total, start = seq["cpu"] + seq["srv"], one["cpu"] + one["srv"]
+                per = max(total - start, 0) / (args.dbs - 1)
+                amdahl = start + per * (args.dbs - 1) / cores
+                print(f"  Amdahl on {cores} cores: one target {start:.3f} s CPU (start-up + 1 target), the other "
+                      f"{args.dbs - 1} {per * 1000:.1f} ms CPU each\n"
+                      f"    least --parallel wall = {start:.3f} + {per * (args.dbs - 1):.3f} / {cores} = {amdahl:.3f} s "
+                      f"= {amdahl / seq['median']:.2f}x the sequential wall ({amdahl / total:.2f}x its CPU)")
             if "median" in par:
                 print(f"  parallel run says: {par['stdout'].strip().splitlines()[-1] if par['stdout'].strip() else ''}")
             else:
@@ -357,6 +452,8 @@ def main() -> int:
             print(goal(f"C: --parallel {args.parallel} / --parallel 1 <= 0.4", par["median"] / seq["median"]
                        if "median" in par and "median" in seq else None, 0.4))
     finally:
+        if SERVER is not None:
+            SERVER.close()
         try:
             with psycopg.connect(admin, autocommit=True) as c:
                 for name in created:
