@@ -467,6 +467,23 @@ def test_same_definition_other_name_is_one_rename(dsn, run_sql, tmp_path):
     assert plan.drift == ()
 
 
+def test_a_build_names_its_tables_real_size_read_after_the_comparison(dsn, run_sql, tmp_path):
+    """The snapshot reads no table size (pg_table_size opens every table, a no-op plan needs
+    none); the tables of the changes are measured afterwards, so a build still says how big
+    its table is, and the other tables stay unmeasured."""
+    run_sql(dsn, TABLE_DDL + 'CREATE TABLE "other" (id int); INSERT INTO "other" SELECT generate_series(1, 5000);')
+    spec = write_spec(tmp_path, EMAIL_ACTIVE_SPEC)
+    plan, cmp = plan_for(dsn, spec)
+    with psycopg.connect(dsn) as conn:
+        size = conn.execute("""SELECT pg_table_size('"userAccount"')""").fetchone()[0]
+    assert size > 8192
+    (change,) = [c for c in plan.changes if c.change.index == "userAccount_email_active_idx"]
+    assert change.change.table_facts.bytes == size
+    build = [h for h in change.hazards if h.code.name == "INDEX_BUILD"]
+    assert build and f"({size / 1024:.1f} kB, ~200 rows)" in build[0].message, build
+    assert {t.name: t.bytes for t in cmp.snapshot.tables} == {"userAccount": 0}
+
+
 def test_rename_not_taken_when_definition_differs(dsn, run_sql, tmp_path):
     """The other name holds a different definition: create the new, drop the old (prune)."""
     run_sql(dsn, TABLE_DDL)

@@ -112,7 +112,7 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
     # tables of a schema-glob entry are read in the same set-based query, never per schema.
     patterns = [glob_to_like(g) for g in spec.table_globs] + spec.glob_entry_patterns()
     with long_lived():   # the snapshot lives as long as the comparison: most of a run
-        snapshot = catalog.introspect(conn, spec.tables, patterns=patterns, stats=False)
+        snapshot = catalog.introspect(conn, spec.tables, patterns=patterns, stats=False, sizes=False)
     citus = read_citus(conn)   # None without the extension (docs/citus.md)
     if worker_refusal(citus):
         raise ReconcilerError(worker_refusal(citus), "see docs/citus.md")
@@ -213,10 +213,27 @@ def compare(conn: psycopg.Connection, spec: Spec, *, use_server: bool = True,
                               "docs/citus.md says what reconciler does and does not do on a Citus cluster")
     detailed = catalog.with_stats(conn, [c.live for c in changes if c.live is not None])
     changes = [replace(c, live=detailed.get(c.live.oid, c.live)) if c.live is not None else c for c in changes]
+    changes = _with_table_sizes(conn, snapshot, changes)
     if conn.info.transaction_status != 0 and not conn.autocommit:
         conn.rollback()
     schemas = tuple(sorted({t.schema for t in snapshot.tables if t.named}))
     return Comparison(spec, desired, snapshot, changes, drift, warnings, eq.asked, schemas)
+
+
+def _with_table_sizes(conn: psycopg.Connection, snapshot: Snapshot, changes: list) -> list:
+    """The changes with their tables' sizes (the planner prints them beside a build): read
+    here for the few changed tables, not for every table of the snapshot."""
+    oids = {}
+    for c in changes:
+        t = snapshot.table(c.schema, c.table)
+        if t is not None:
+            oids[(c.schema, c.table)] = t.oid
+    sizes = catalog.table_sizes(conn, oids.values())
+    out = []
+    for c in changes:
+        size = sizes.get(oids.get((c.schema, c.table)))
+        out.append(replace(c, table_facts=replace(c.table_facts, bytes=size)) if size is not None else c)
+    return out
 
 
 def _alike_schemas(snapshot: Snapshot, desired: list[IndexDef], owners) -> list[list[str]] | None:

@@ -102,7 +102,9 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                     cur.execute("SELECT c.oid FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() "
                                 "AND c.relname = ANY(%s)", ([t for t in temp_for.values()],))
                     oids = [r["oid"] for r in cur.fetchall()]
-                    rows = read_index_rows(cur, oids, version)
+                    # no stats: a probe has no size, scans or comment to read (and planning the
+                    # statistics view is a third of this read on a fresh backend)
+                    rows = read_index_rows(cur, oids, version, stats=False)
                 by_name = {r["name"]: r for r in rows}
                 for i, sql in created.items():
                     r = by_name.get(f"rc_probe_{i}")

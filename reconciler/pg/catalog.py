@@ -10,6 +10,7 @@ database. The server's own words for a desired index are `pg.canonicalize`'s job
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import lru_cache
 from importlib import resources
 from operator import itemgetter
 from typing import Iterable
@@ -22,7 +23,9 @@ from ..core.lexical import matching_paren, split_top_level, wraps
 from .deftext import UnexpectedDefinition, definition_tail, server_key_suffix, server_quote_ident
 
 
+@lru_cache(maxsize=None)
 def _sql(name: str) -> str:
+    # read once per process: a fleet run reads the same few files for every target
     return resources.files("reconciler.pg").joinpath("sql", name).read_text()
 
 
@@ -100,10 +103,12 @@ def in_hot_standby(conn: psycopg.Connection) -> bool:
 
 
 def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | None = None,
-               schemas: Iterable[str] = (), patterns: Iterable[tuple[str, str]] = (), stats: bool = True) -> Snapshot:
+               schemas: Iterable[str] = (), patterns: Iterable[tuple[str, str]] = (), stats: bool = True,
+               sizes: bool = True) -> Snapshot:
     """Read managed tables (the given (schema, table) pairs and their partition trees, or every
     user table when `tables` is None, plus tables matching `patterns`: (schema, table) LIKE
-    pairs) and all their indexes, in one READ ONLY transaction."""
+    pairs) and all their indexes, in one READ ONLY transaction. Without `sizes` every table's
+    `bytes` is 0: the caller reads the few it needs with `table_sizes`."""
     patterns = list(patterns)
     pairs = list(tables) if tables is not None else []
     version = server_version(conn)
@@ -112,7 +117,8 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
             cur.execute(_sql("tables.sql"), {
                 "all": tables is None, "schemas": [p[0] for p in pairs], "tables": [p[1] for p in pairs],
                 "schema_filter": list(schemas),
-                "schema_likes": [p[0] for p in patterns], "table_likes": [p[1] for p in patterns]})
+                "schema_likes": [p[0] for p in patterns], "table_likes": [p[1] for p in patterns],
+                "sizes": sizes})
             trows = cur.fetchall()
             table_list = tuple(Table(r["oid"], r["nspname"], r["relname"], r["relkind"], max(r["reltuples"], 0),
                                      r["table_bytes"] or 0, r["parent_oid"], r["named"], r["managed"])
@@ -263,6 +269,18 @@ def with_stats(conn: psycopg.Connection, indexes: list[LiveIndex]) -> dict[int, 
             size, scans, comment = facts[x.oid]
             out[x.oid] = replace(x, size_bytes=size, idx_scan=scans, comment=comment)
     return out
+
+
+def table_sizes(conn: psycopg.Connection, oids: Iterable[int]) -> dict[int, int]:
+    """pg_table_size of a few tables (those a plan changes): {table oid: bytes}, one query. A
+    table dropped since the snapshot is left out."""
+    oids = sorted(set(oids))
+    if not oids:
+        return {}
+    with _read_only(conn):
+        rows = conn.execute("SELECT c.oid, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = ANY(%s)",
+                            (oids,)).fetchall()
+    return {oid: size or 0 for oid, size in rows}
 
 
 def table_names(conn: psycopg.Connection, schema: str) -> list[str]:

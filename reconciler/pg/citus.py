@@ -12,8 +12,12 @@ from ..reconcile.citus import CitusFacts
 def read_citus(conn: psycopg.Connection) -> CitusFacts | None:
     """The Citus facts, or None without the extension. Runs in its own transaction (committed
     or, on error, rolled back): the caller's connection is left as it was found, idle."""
-    with conn.transaction():
-        row = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus'").fetchone()
+    query = "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus'"
+    if conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        row = conn.execute(query).fetchone()   # a transaction of its own, without BEGIN and COMMIT
+    else:
+        with conn.transaction():
+            row = conn.execute(query).fetchone()
     if row is None:
         return None
     try:

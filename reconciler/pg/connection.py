@@ -72,9 +72,9 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = APPLI
             settings["lock_timeout"] = f"{READ_LOCK_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms}ms"
             statement = READ_STATEMENT_TIMEOUT_MS if statement_timeout_ms is None else statement_timeout_ms
             settings["statement_timeout"] = f"{statement}ms"
-        for name, value in settings.items():
-            # set_config(): the value is bound, one statement per call
-            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        # set_config(): names and values bound; one statement, one round trip, for all of them
+        conn.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                     [x for kv in settings.items() for x in kv])
         conn.autocommit = autocommit
     except psycopg.Error as e:
         conn.close()
