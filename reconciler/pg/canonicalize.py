@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from ..core.ident import UnsafeSQLValue, qualified
 from ..core.index import IndexDef
 from ..errors import DatabaseError
-from .catalog import index_def_from_row, read_index_rows, server_version
+from .catalog import index_def_from_row, plan_joins_as_written, read_index_rows, server_version
 from .connection import execute_one
 
 
@@ -99,6 +99,7 @@ def canonicalize(conn: psycopg.Connection, defs: list[IndexDef]) -> dict[int, Ca
                     out[i] = Canonicalized(None, msg, d.create_sql(concurrently=False))
             if created:
                 with conn.cursor(row_factory=dict_row) as cur:
+                    plan_joins_as_written(cur)
                     cur.execute("SELECT c.oid FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() "
                                 "AND c.relname = ANY(%s)", ([t for t in temp_for.values()],))
                     oids = [r["oid"] for r in cur.fetchall()]

@@ -125,8 +125,19 @@ def introspect(conn: psycopg.Connection, tables: Iterable[tuple[str, str]] | Non
                                for r in trows)
             cur.execute("SELECT index_relid, pid FROM pg_stat_progress_create_index WHERE index_relid <> 0")
             building = tuple((r["index_relid"], r["pid"]) for r in cur.fetchall())
+            plan_joins_as_written(cur)
             indexes, shapes, digests = read_indexes(cur, table_list, version, stats, {oid for oid, _ in building})
     return Snapshot(table_list, tuple(indexes), version, building, shapes, digests)
+
+
+def plan_joins_as_written(cur) -> None:
+    """For the rest of this transaction, the planner joins in the order the query names its
+    relations. index_shapes.sql and indexes.sql join about ten catalogs, written in the order
+    to run them (the indexes asked for first, then what each row needs): searching every join
+    order took longer than running the query (7 of 18 ms of server CPU for a 765-index
+    catalog), and each target's fresh backend plans them anew. The planner still picks each
+    join's method and its sides."""
+    cur.execute("SET LOCAL join_collapse_limit = 1")
 
 
 _STATS = ("CASE WHEN ic.relkind = 'i' THEN pg_relation_size(i.indexrelid) ELSE 0 END AS size_bytes, "

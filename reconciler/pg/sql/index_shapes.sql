@@ -7,6 +7,8 @@
 -- Deparsing is most of the server's time on a large catalog: 1,000 tenant schemas with the
 -- same 12 indexes are 12 shapes, not 12,000 definitions. Expression trees are stored without
 -- parse locations, so equal expressions are equal text.
+-- The joins are written in the order to run them and planned that way (catalog.py,
+-- plan_joins_as_written): the indexes of the given tables first, then what each row needs.
 -- Parameters: oids oid[] (tables). The placeholders in braces are filled as in indexes.sql.
 WITH columns AS (
     SELECT a.attrelid,
