@@ -135,13 +135,7 @@ def run_forked(items: Sequence[T], job: Callable[[T], R], *, parallel: int, fail
     import multiprocessing
     from multiprocessing.connection import wait
 
-    import gc
-
     ctx = multiprocessing.get_context("fork")
-    # Everything the parent holds now (modules, the spec) goes to the permanent generation:
-    # a worker's garbage collections never visit it, so its pages stay shared with the parent
-    # instead of being copied into each worker (copy-on-write) by the collector's writes.
-    gc.freeze()
     results: list[R] = []
     todo = list(range(len(items)))
     todo.reverse()                           # pop() takes them in order
@@ -223,7 +217,6 @@ def run_forked(items: Sequence[T], job: Callable[[T], R], *, parallel: int, fail
         raise
     finally:
         _close(workers)
-        gc.unfreeze()
     for number in reversed(todo):
         finish(skipped(items[number], stop_reason or "not run"))
     return results
