@@ -672,3 +672,26 @@ def test_gc_paused_restores_the_collector_as_it_found_it():
         assert not gc.isenabled()   # the caller had paused it: still paused
     finally:
         gc.enable()
+
+
+def test_gc_paused_leaves_its_survivors_out_of_the_young_generation():
+    """What the paused block built is moved to the oldest generation on the way out, so no
+    young collection walks it right after; nothing stays frozen, and whatever someone else had
+    frozen (before a fork) stays frozen."""
+    import gc
+
+    from reconciler.app.health import gc_paused
+
+    with gc_paused():
+        kept = [(i, str(i)) for i in range(50_000)]
+    assert gc.get_freeze_count() == 0
+    assert gc.get_count()[0] < 1000 and not any(o is kept for o in gc.get_objects(0))
+    assert any(o is kept for o in gc.get_objects(2))   # a full collection still sees it
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            more = [(i,) for i in range(10_000)]
+        assert gc.get_freeze_count() == frozen and more
+    finally:
+        gc.unfreeze()

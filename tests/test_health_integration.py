@@ -256,9 +256,10 @@ def test_each_finding_carries_its_evidence_and_edit(aged, scene):
     assert by[("seq_scan_heavy", "logs")]["evidence"]["seq_scans"] >= 150
 
 
-PROBE = ("import atexit, json, os, sys\n"
+PROBE = ("import atexit, gc, json, os, sys\n"
          "out = os.environ.pop('MODULES_OUT')\n"
-         "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted(sys.modules))))\n"
+         "atexit.register(lambda: open(out, 'w').write(json.dumps({'modules': sorted(sys.modules),\n"
+         "                                                         'frozen': gc.get_freeze_count()})))\n"
          "from reconciler.cli import main\n"
          "main()\n")
 
@@ -267,7 +268,8 @@ def test_health_without_a_spec_loads_neither_spec_models_nor_sql_parser(scene, t
     """`health --all` with no spec file reads no spec: pydantic's models and sqlglot stay
     unloaded (about a third of the process's time on a big catalog, benchmarks/health_scale.py),
     while the duplicate and the redundant prefix are still found by the core's comparison and
-    the foreign key's finding still carries the YAML entry to add."""
+    the foreign key's finding still carries the YAML entry to add. And the process freezes
+    what it built before it exits (cli.main), so shutdown's collections skip it."""
     out = tmp_path / "modules.json"
     r = subprocess.run([sys.executable, "-c", PROBE, "health", "--all", "-d", scene["dsn"], "--format", "json"],
                        capture_output=True, text=True, cwd=_NO_SPEC_DIR, timeout=120, stdin=subprocess.DEVNULL,
@@ -279,10 +281,13 @@ def test_health_without_a_spec_loads_neither_spec_models_nor_sql_parser(scene, t
     assert len(got & {("duplicate", "orders_customer_dup"), ("duplicate", "orders_customer_idx")}) == 1
     fk = next(f for f in json.loads(r.stdout)["findings"] if f["kind"] == "fk_unindexed")
     assert "- name: order_items_order_id_idx\n" in fk["edit"]["yaml"]
-    modules = set(json.loads(out.read_text()))
+    probe = json.loads(out.read_text())
+    modules = set(probe["modules"])
     heavy = [m for m in modules if m.split(".")[0] in ("pydantic", "sqlglot")
              or m.startswith(("reconciler.normalize", "reconciler.spec.models", "reconciler.spec.load"))]
     assert heavy == [] and "reconciler.pg.catalog" in modules and "reconciler.spec.dump" in modules
+    # the command's objects were frozen before exit: interpreter shutdown does not walk them
+    assert probe["frozen"] > 10_000
 
 
 def test_per_index_figures(aged):

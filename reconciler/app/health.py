@@ -85,13 +85,22 @@ def gc_paused() -> Iterator[None]:
     every collection CPython starts meanwhile finds nothing, yet its full passes walk the whole
     growing heap: at 12,000 indexes they cost about as much as the conversion itself. Reference
     counting still frees everything as usual; collection resumes on the way out (unless the
-    caller had paused it already)."""
+    caller had paused it already).
+
+    On the way out the survivors are moved to the oldest generation (`gc.freeze()` then
+    `gc.unfreeze()`: two list splices, and the allocation counts reset). Left where they were,
+    the first allocation after the pause would start a young collection that walks every one of
+    them (tens of ms at 12,000 indexes) to find the nothing they hold; from the oldest
+    generation, a full collection still frees any cycle among them."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            if not gc.get_freeze_count():   # never thaw what someone else froze (before a fork)
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
