@@ -151,3 +151,16 @@ def test_html_lists_at_most_the_largest_indexes():
     r = assess(snap(*rows, since=NOW - timedelta(hours=1)), Thresholds())
     html = render_health_html(r)
     assert f"the {mod.MAX_INDEX_ROWS} largest of {mod.MAX_INDEX_ROWS + 3}" in html
+
+
+def test_json_lines_are_what_json_dumps_writes(report):
+    """The one shared C encoder of the report's lines writes each value exactly as
+    json.dumps(ensure_ascii=False) does: quotes, backslashes, controls, non-ASCII, floats."""
+    from reconciler.render.health import _line_encoder, report_dict
+
+    doc = report_dict(report)
+    values = doc["indexes"] + doc["findings"] + doc["tables"] + [
+        doc["nodes"], 'we"ird\\name\n\x1b\u2028é', 0.1 + 0.2, 1e300, float("nan"), float("-inf"), None, True, 0,
+        {"a": [1, {"b": None}]}, [], {}]
+    encode = _line_encoder()
+    assert [encode(v) for v in values] == [json.dumps(v, ensure_ascii=False) for v in values]
