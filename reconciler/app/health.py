@@ -98,7 +98,7 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was:
-            if not gc.get_freeze_count():   # never thaw what someone else froze (before a fork)
+            if not gc.get_freeze_count():   # never thaw what another froze (core.lifetime, a fork's parent)
                 gc.freeze()
                 gc.unfreeze()
             gc.enable()
@@ -109,7 +109,11 @@ def run_health(opts: HealthOptions, spec: Spec | None = None, loaded: bool = Fal
     if not loaded:
         spec = spec_for(opts.files, opts.all_tables)
     thresholds = Thresholds.from_spec(spec.health) if spec is not None else Thresholds()
-    with gc_paused():
+    from ..core.lifetime import long_lived
+
+    # the `reconciler` process keeps the report to its end: frozen on the way out (core.lifetime);
+    # elsewhere (tests, library callers, a fleet's threads) gc_paused alone
+    with long_lived(), gc_paused():
         snap = read_snapshot(opts, spec, thresholds)
         report = assess(snap, thresholds, spec, "all" if opts.all_tables or spec is None else "managed")
     if report.scope == "managed" and not snap.tables:
