@@ -5,6 +5,7 @@ never by hand: review the diff of a regenerated golden like any other change.
 """
 from __future__ import annotations
 
+import enum
 import json
 import re
 from pathlib import Path
@@ -199,3 +200,53 @@ def test_plan_file_refuses(text, needle):
     with pytest.raises(StalePlanError) as info:
         plan_from_file(text, "saved.plan")
     assert info.value.message.startswith("saved.plan: ") and needle in info.value.message
+
+
+# --- render.jsontext: json.dumps(indent=N, ensure_ascii=False), byte for byte ---------------------
+
+class _Color(str, enum.Enum):
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+def _random_doc(rnd, depth=0):
+    leaves = [lambda: rnd.choice(["", "a", "é\u202e\x00\n\"\\/", "\U0001f600", "line\u2028sep"]),
+              lambda: rnd.randint(-10**20, 10**20), lambda: rnd.uniform(-1e6, 1e6),
+              lambda: rnd.choice([0.1, -0.0, 1e300, 5e-324, float("nan"), float("inf"), float("-inf")]),
+              lambda: rnd.choice([True, False, None]), lambda: _Color.RED, lambda: _Level.HIGH]
+    if depth > 3 or rnd.random() < 0.3:
+        return rnd.choice(leaves)()
+    if rnd.random() < 0.5:
+        return {rnd.choice(["k", "é", "a\"b", "", "ok"]) + str(i): _random_doc(rnd, depth + 1)
+                for i in range(rnd.randint(0, 4))}
+    items = [_random_doc(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
+    return tuple(items) if rnd.random() < 0.2 else items
+
+
+def test_dumps_indented_writes_what_json_dumps_writes():
+    import random
+
+    from reconciler.render.jsontext import dumps_indented
+
+    rnd = random.Random(11)
+    for _ in range(1000):
+        doc = _random_doc(rnd)
+        for indent in (2, 1):
+            assert dumps_indented(doc, indent) == json.dumps(doc, indent=indent, ensure_ascii=False), doc
+
+
+def test_dumps_indented_leaves_what_it_does_not_write_to_json():
+    from reconciler.render.jsontext import dumps_indented
+
+    # json.dumps turns these keys into text: the result is still json.dumps's
+    doc = {"a": {1: "x", 2.5: [None], True: {}, None: 0}}
+    assert dumps_indented(doc) == json.dumps(doc, indent=2, ensure_ascii=False)
+    with pytest.raises(TypeError):
+        dumps_indented({"a": [object()]})
+    cycle: list = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps_indented({"a": cycle})

@@ -2,9 +2,8 @@
 Prometheus text exposition (a cron job's textfile collector)."""
 from __future__ import annotations
 
-import json
-
 from ..queries import Verdict
+from .jsontext import dumps_indented
 
 FORMAT_VERSION = 1
 
@@ -71,7 +70,7 @@ def render_verify_markdown(verdicts: list[Verdict], selection: str = "") -> str:
 def render_verify_json(verdicts: list[Verdict], selection: str = "") -> str:
     doc = {"format_version": FORMAT_VERSION, "ok": all(v.ok for v in verdicts), "selection": selection,
            "queries": [v.to_dict() for v in verdicts]}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(doc, 2) + "\n"
 
 
 def _label(value: str) -> str:
