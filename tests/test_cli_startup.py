@@ -139,6 +139,24 @@ def test_a_finished_command_exits_without_collecting_what_it_built(tmp_path):
     assert int(out.read_text()) > 10_000
 
 
+def test_plan_without_queries_loads_no_query_machinery(tmp_path):
+    """A plan run up to the database (an unreachable one) on a spec with no queries: the spec
+    and normalize load, the what-if and verify machinery and the plan file writer do not. With
+    a query that names a missing index, the same run is refused by that machinery."""
+    spec = tmp_path / "indexes.yaml"
+    spec.write_text("version: 1\nindexes:\n  - {name: t_a, table: t, columns: [a]}\n")
+    nowhere = f"postgresql://nobody@/db?host={tmp_path / 'no-server'}&connect_timeout=2"
+    r, modules = modules_after(tmp_path, "plan", "--database", nowhere)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert loaded(modules, "reconciler.normalize") and loaded(modules, "reconciler.app.engine")
+    assert not [m for m in ("reconciler.app.verify", "reconciler.app.whatif", "reconciler.queries",
+                            "reconciler.reconcile.planfile") if loaded(modules, m)]
+    spec.write_text(spec.read_text() + "queries:\n  - {name: q, sql: SELECT 1, uses: [t_b]}\n")
+    r, modules = modules_after(tmp_path, "plan", "--database", nowhere)
+    assert r.returncode == 1 and "'t_b' is not an index of the spec" in r.stderr, r.stderr
+    assert loaded(modules, "reconciler.app.verify")
+
+
 def test_every_command_is_in_the_registry():
     """A command module defines exactly the commands COMMANDS says it does (else --help would
     miss a command, or list one that does not load)."""

@@ -37,21 +37,18 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
          select, targets_file, target_globs, labels, parallel, fail_fast, shard):
     """Show what apply would change (read-only), and what each change does to the spec's queries."""
     from ..app.engine import check_spec, make_plan
-    from ..app.verify import check_queries
-    from datetime import datetime, timezone
-
-    from ..app.whatif import simulate
     from ..pg.connection import describe
-    from ..reconcile.planfile import plan_to_file
     from ..render import render_json, render_markdown, render_sql, render_text
     from ..spec import parse_selection
-    from ..spec.files import write_output
 
     fleet = fleet_requested(targets_file, target_globs, labels, shard, fail_fast, **{
         "--database": database, "--schema-sql": schema_sql, "--out": out})
     spec = load_spec_files(files)
     desired = check_spec(spec)
-    check_queries(spec)
+    if spec.queries:   # the query machinery loads only for a spec that has queries
+        from ..app.verify import check_queries
+
+        check_queries(spec)
     selection = parse_selection(select, {t for e in spec.entries for t in e.tags})
     timeouts = _timeouts(lock_timeout, statement_timeout, build_timeout)
     if fleet:
@@ -69,11 +66,19 @@ def plan(files, database, schema_sql, fmt, out, detailed_exitcode, lock_timeout,
                      statement_timeout_ms=timeouts.statement_ms) as (conn, dsn):
         target = f"a throwaway PostgreSQL loaded from {schema_sql}" if schema_sql else describe(dsn)
         the_plan, _cmp = make_plan(conn, spec, timeouts=timeouts, desired=desired, selection=selection)
-        the_plan = simulate(conn, the_plan, spec, throwaway=bool(schema_sql), lock_timeout_ms=timeouts.lock_ms)
+        if spec.queries:
+            from ..app.whatif import simulate
+
+            the_plan = simulate(conn, the_plan, spec, throwaway=bool(schema_sql), lock_timeout_ms=timeouts.lock_ms)
     renderers = {"text": lambda p: render_text(p, _color(sys.stdout)), "json": render_json,
                  "markdown": render_markdown, "sql": render_sql}
     click.echo(renderers[fmt](the_plan), nl=False)
     if out:
+        from datetime import datetime, timezone
+
+        from ..reconcile.planfile import plan_to_file
+        from ..spec.files import write_output
+
         made = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_output(out, plan_to_file(the_plan, spec.files, spec.digest, target=target, created_at=made), "plan file")
         if fmt == "text":
