@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+from ..core.display import json_safe
 from ..core.plan import PLAN_FORMAT_VERSION
 from ..health import HealthReport, human_age, human_bytes
 from ..health.model import Finding
@@ -200,4 +201,5 @@ def render_health_json(r: HealthReport) -> str:
         else:
             body = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
             out.append(f"  {json.dumps(key)}: {body}")
-    return "{\n" + ",\n".join(out) + "\n}\n"
+    # names from the database: a bidi override or C1 control is written as \u, as in the plan's JSON
+    return json_safe("{\n" + ",\n".join(out) + "\n}\n")

@@ -2,6 +2,7 @@
 Prometheus text exposition (a cron job's textfile collector)."""
 from __future__ import annotations
 
+from ..core.display import json_safe
 from ..queries import Verdict
 from .jsontext import dumps_indented
 
@@ -70,7 +71,7 @@ def render_verify_markdown(verdicts: list[Verdict], selection: str = "") -> str:
 def render_verify_json(verdicts: list[Verdict], selection: str = "") -> str:
     doc = {"format_version": FORMAT_VERSION, "ok": all(v.ok for v in verdicts), "selection": selection,
            "queries": [v.to_dict() for v in verdicts]}
-    return dumps_indented(doc, 2) + "\n"
+    return json_safe(dumps_indented(doc, 2)) + "\n"   # query names and SQL: hidden characters as \u
 
 
 def _label(value: str) -> str:
