@@ -34,6 +34,7 @@ def test_json_safe_escapes_only_hidden_characters_and_keeps_the_data():
         assert "é😀" in safe                         # visible non-ASCII stays as it is
         assert "\\ud83d" not in safe and "\\udb40\\udc41" in safe   # the tag char as a surrogate pair
         assert safe.count("\n") == text.count("\n")  # the document's own line breaks stay
+    assert json_safe('{"a": "x\x7f"}') == '{"a": "x\\u007f"}'   # DEL in otherwise ASCII text
     plain = json.dumps(doc, indent=2)
     assert json_safe(plain) is plain                 # nothing hidden: the same text
 

@@ -34,8 +34,11 @@ def json_safe(text: str) -> str:
     """JSON text (from json.dumps) with every hidden character inside its strings written as a
     \\u escape: json.dumps(ensure_ascii=False) leaves C1 controls, bidi overrides and line
     separators raw. Outside strings JSON has only ASCII punctuation and whitespace (the newlines
-    and indents of an indented document, which stay). One regex scan in C finds the candidates
-    (a health report is megabytes); only the distinct ones get their category looked up."""
+    and indents of an indented document, which stay). ASCII text (the usual case) is settled by two
+    scans in C (a health report is megabytes); otherwise one regex scan finds the candidates and
+    only the distinct ones get their category looked up."""
+    if text.isascii() and "\x7f" not in text:   # C speed: json.dumps escapes C0 controls itself
+        return text
     hidden = {c for c in set(_JSON_CANDIDATES.findall(text)) if is_hidden(c)}
     if not hidden:
         return text
